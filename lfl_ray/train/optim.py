@@ -1,0 +1,54 @@
+"""Optimizers for a trial: AdamW (default) or decoupled Lion (the paper's LionW).
+
+Weight decay follows the usual rule: matrices decay, biases and norm weights do not.
+LoRA+ gives each adapter's B matrix ``ratio`` times the learning rate of A.
+"""
+
+from __future__ import annotations
+
+import torch
+
+OPTIMIZERS = ("adamw", "lion")
+
+
+def _no_decay(name: str, param: torch.Tensor) -> bool:
+    lowered = name.lower()
+    return param.ndim < 2 or lowered.endswith(".bias") or "norm" in lowered
+
+
+def param_groups(model: torch.nn.Module, lr: float, weight_decay: float,
+                 loraplus_lr_ratio: float | None = None) -> list[dict]:
+    """Trainable parameters split by (decay?, LoRA+ B?) into optimizer groups."""
+    groups: dict[tuple[bool, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        no_decay = _no_decay(name, param)
+        is_b = bool(loraplus_lr_ratio) and "lora_B" in name
+        key = (no_decay, is_b)
+        if key not in groups:
+            groups[key] = {
+                "params": [], "names": [],
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr": lr * (loraplus_lr_ratio if is_b else 1.0),
+            }
+        groups[key]["params"].append(param)
+        groups[key]["names"].append(name)
+    return list(groups.values())
+
+
+def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float = 0.0,
+                    *, betas: tuple[float, float] | None = None,
+                    loraplus_lr_ratio: float | None = None) -> torch.optim.Optimizer:
+    """A torch optimizer over the trainable parameters (also DeepSpeed's client optimizer)."""
+    groups = param_groups(model, lr, weight_decay, loraplus_lr_ratio)
+    for group in groups:
+        group.pop("names")
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas or (0.9, 0.999))
+    if name == "lion":
+        # Decoupled weight decay, as the paper's LionW (lion-pytorch decays by lr * wd).
+        from lion_pytorch import Lion
+
+        return Lion(groups, lr=lr, betas=betas or (0.9, 0.95))
+    raise ValueError(f"optimizer: got {name!r}; must be one of {list(OPTIMIZERS)}")
