@@ -1,0 +1,19 @@
+"""Data for the regimes of the study: token blocks for training, held-out learning loss and
+general-text forgetting loss, from offline packages or the paper's hub datasets.
+
+    from lfl_ray.data import DataSpec, load_regime, general_text
+    data = load_regime(DataSpec("code_cpt", max_train_blocks=300))
+    data.train, data.heldout, data.stats
+
+Modules: ``spec`` (DataSpec, REGIMES), ``regimes`` (what each regime is made of),
+``offline`` / ``stdlib`` / ``math_docs`` / ``hub`` (text sources), ``formatting`` (chat
+template, masks, packing), ``split`` (document-level splits), ``build`` (load_regime and
+its cache), ``decontam`` (eval problems the training data came from), ``cli``.
+"""
+
+from lfl_ray.data.blocks import IGNORE_INDEX, TokenBlocks
+from lfl_ray.data.build import RegimeData, general_text, load_regime
+from lfl_ray.data.spec import REGIMES, DataSpec
+
+__all__ = ["REGIMES", "DataSpec", "RegimeData", "load_regime", "general_text", "TokenBlocks",
+           "IGNORE_INDEX"]

@@ -1,0 +1,13 @@
+"""Intruder dimensions per trial of a sweep (and, with --mitigate, peft's mitigation).
+
+    python analysis/intruders.py --experiment NAME [--tracking-uri URI] [--out DIR]
+
+The logic lives in lfl_ray.analysis; this script only parses the command line.
+"""
+
+import sys
+
+from lfl_ray.analysis.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["intruders", *sys.argv[1:]]))

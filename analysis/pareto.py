@@ -1,0 +1,13 @@
+"""Pareto fronts of a sweep's learning vs forgetting: tables and plots.
+
+    python analysis/pareto.py --experiment NAME [--tracking-uri URI] [--out DIR]
+
+The logic lives in lfl_ray.analysis; this script only parses the command line.
+"""
+
+import sys
+
+from lfl_ray.analysis.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["pareto", *sys.argv[1:]]))

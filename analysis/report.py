@@ -1,0 +1,13 @@
+"""One self-contained HTML report of a sweep.
+
+    python analysis/report.py --experiment NAME [--tracking-uri URI] [--out DIR]
+
+The logic lives in lfl_ray.analysis; this script only parses the command line.
+"""
+
+import sys
+
+from lfl_ray.analysis.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["report", *sys.argv[1:]]))

@@ -1,0 +1,150 @@
+"""One self-contained HTML report for a sweep: recommendations, Pareto tables, curves, weight
+spectra, intruder dimensions and diversity; PNGs embedded as base64 (and also written beside
+it), logged with ``recommendations.md`` under ``analysis/`` of the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+from lfl_ray.analysis import figures
+from lfl_ray.analysis.configs import group_configs
+from lfl_ray.analysis.diversity import diversity_rows
+from lfl_ray.analysis.intruders import IntruderSettings
+from lfl_ray.analysis.pareto import FRONT_HEADER, GROUPINGS, front, front_rows, fronts_by, points
+from lfl_ray.analysis.recommend import (AGREES, DISAGREES, Recommendation, recommend,
+                                        summary_line, to_markdown)
+from lfl_ray.analysis.runs import Sweep
+from lfl_ray.analysis.tables import html_table
+from lfl_ray.analysis.weight_changes import (INTRUDER_HEADER, SPECTRUM_HEADER, analyse_sweep,
+                                             intruder_kind_rows, intruder_rows, layer_rows,
+                                             spectrum_rows)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; }
+th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+.verdict { font-weight: bold; }
+.agrees { color: #176b2c; } .disagrees { color: #a31515; } .other { color: #8a6d00; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def embed(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+            f"<figcaption class=note>{html.escape(Path(path).name)}</figcaption></figure>")
+
+
+def recommendation_html(number: int, rec: Recommendation) -> str:
+    css = "agrees" if rec.verdict == AGREES else "disagrees" if rec.verdict == DISAGREES else "other"
+    parts = [f"<h3>{number}. {html.escape(rec.topic)}</h3>",
+             f"<p><strong>Advice.</strong> {html.escape(rec.advice)}</p>"]
+    if rec.evidence:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in rec.evidence) + "</ul>")
+    if rec.table and rec.table[1]:
+        parts.append(html_table(*rec.table))
+    if rec.paper:
+        parts.append(f"<p><em>Paper:</em> {html.escape(rec.paper)}. "
+                     f"<span class='verdict {css}'>This sweep: {html.escape(rec.verdict)}.</span></p>")
+    return "\n".join(parts)
+
+
+def build_report(sweep: Sweep, out_dir: str | Path, *, weights: bool = True,
+                 settings: IntruderSettings = IntruderSettings(), fraction: float = 0.9,
+                 device: str | None = None, log_to_mlflow: bool = True) -> Path:
+    """Write ``report.html`` (+ PNGs, ``recommendations.md``) into ``out_dir``; returns its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = group_configs(sweep.usable)
+    sections = [f"<h1>lfl-ray sweep report: {html.escape(sweep.name)}</h1>",
+                f"<p class=note>Generated {time.strftime('%Y-%m-%d %H:%M')} from "
+                f"{html.escape(sweep.tracking_uri)} (parent run {sweep.parent_run_id}). "
+                f"{html.escape(summary_line(sweep))}</p>"]
+    status_rows = [(t.trial_id, t.family, t.status, len(t.milestones),
+                    f"{t.final.tokens:,}" if t.final else "-") for t in sweep.trials]
+    sections += ["<h2>Trials</h2>", html_table(("trial", "family", "status", "milestones",
+                                                "last tokens"), status_rows)]
+    if sweep.base_metrics:
+        sections += ["<h2>Base model</h2>", html_table(
+            ("metric", "value"), [(k, f"{v:.4f}") for k, v in sorted(sweep.base_metrics.items())])]
+
+    recs = recommend(sweep)
+    (out / "recommendations.md").write_text(to_markdown(sweep, recs))
+    sections.append("<h2>Recommendations</h2>")
+    sections += [recommendation_html(i, rec) for i, rec in enumerate(recs, 1)]
+
+    sections.append("<h2>Learning vs forgetting</h2>")
+    if configs:
+        for name, make in (("tradeoff.png", lambda p: figures.tradeoff(configs, p)),
+                           ("learning_vs_tokens.png",
+                            lambda p: figures.over_tokens(configs, "learning", p)),
+                           ("forgetting_vs_tokens.png",
+                            lambda p: figures.over_tokens(configs, "forgetting", p))):
+            sections.append(embed(make(out / name), name))
+    pts = points(sweep.usable)
+    sections += ["<h3>Pareto front (all trials, all milestones)</h3>",
+                 html_table(FRONT_HEADER, front_rows(front(pts)))]
+    for by in GROUPINGS:
+        rows = [[group] + row for group, members in fronts_by(pts, by).items()
+                for row in front_rows(members)]
+        sections += [f"<h3>Fronts by {by}</h3>", html_table(["group"] + FRONT_HEADER, rows)]
+
+    header, rows = diversity_rows(sweep, configs)
+    sections.append("<h2>Generation diversity</h2>")
+    sections.append(html_table(header, rows) if rows else
+                    "<p class=note>No diversity_* metrics were logged.</p>")
+
+    sections.append("<h2>Weight changes</h2>")
+    if weights:
+        results, skipped = analyse_sweep(sweep, settings=settings, fraction=fraction, device=device)
+        sections.append(f"<p class=note>dW = W_tuned - W_base per adapted matrix (LoRA merged); "
+                        f"rank@{fraction:.0%} = rank holding {fraction:.0%} of the squared singular "
+                        f"values. Intruders: top {settings.top_k} left singular vectors of W_tuned "
+                        f"with max |cos| below {settings.epsilon} against every base vector.</p>")
+        if skipped:
+            sections.append(html_table(("trial", "skipped because"),
+                                       [(t.trial_id, why) for t, why in skipped]))
+        if results:
+            sections += ["<h3>Rank of dW per matrix type</h3>",
+                         html_table(SPECTRUM_HEADER, spectrum_rows(results)),
+                         embed(figures.rank90_by_kind(results, out / "rank90_by_kind.png"),
+                               "rank90_by_kind"),
+                         "<h3>Rank of dW per layer</h3>",
+                         html_table(("trial", "method", "layer", "mean rank@90%"), layer_rows(results)),
+                         embed(figures.rank90_by_layer(results, out / "rank90_by_layer.png"),
+                               "rank90_by_layer"),
+                         "<h3>Spectra</h3>",
+                         embed(figures.spectra(results, out / "spectra.png"), "spectra"),
+                         "<h3>Intruder dimensions</h3>",
+                         html_table(INTRUDER_HEADER, intruder_rows(results)),
+                         html_table(("method", "matrix", "matrices", "intruders per matrix"),
+                                    intruder_kind_rows(results)),
+                         embed(figures.intruders(results, out / "intruders.png"), "intruders")]
+    else:
+        sections.append("<p class=note>Weight analysis was turned off.</p>")
+
+    document = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                f"<title>{html.escape(sweep.name)}: lfl-ray report</title><style>{STYLE}</style>"
+                "</head><body>" + "\n".join(sections) + "</body></html>")
+    path = out / "report.html"
+    path.write_text(document)
+    if log_to_mlflow:
+        log_folder(sweep, out)
+    return path
+
+
+def log_folder(sweep: Sweep, folder: Path, artifact_path: str = "analysis") -> bool:
+    """Log a folder's files as artifacts of the sweep's parent run; False without a parent."""
+    if sweep.parent_run_id is None:
+        return False
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri=sweep.tracking_uri).log_artifacts(
+        sweep.parent_run_id, str(folder), artifact_path=artifact_path)
+    return True

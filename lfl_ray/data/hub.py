@@ -1,0 +1,148 @@
+"""Hub sources: the paper's Hugging Face datasets, loaded with ``datasets.load_dataset``.
+
+- code_ift: ``ise-uiuc/Magicoder-Evol-Instruct-110K`` (instruction -> response)
+- math_ift: ``meta-math/MetaMathQA`` (query -> response; split unit = original question,
+  since MetaMathQA rewrites each GSM8K/MATH train question several ways)
+- code_cpt: ``bigcode/starcoderdata`` ``data_dir="python"`` (streamed; gated: needs an HF
+  token after accepting its terms; split unit = repository)
+- math_cpt: ``open-web-math/open-web-math`` (streamed; split unit = URL)
+- general: ``EleutherAI/lambada_openai`` test texts + ``google/boolq`` validation passages
+
+``DataSpec.hub_dataset`` replaces the dataset id, e.g. with a local directory in the same
+format (JSON/Parquet files that ``load_dataset`` reads, or a ``save_to_disk`` folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from lfl_ray.data.records import Document, Example
+from lfl_ray.errors import AssetMissingError, ConfigError
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """One hub dataset and the columns a regime reads from it."""
+
+    label: str
+    """Short source name used in doc ids and stats."""
+    dataset: str
+    """Hub id (or a local directory)."""
+    split: str = "train"
+    """Split to read."""
+    data_dir: str | None = None
+    """Sub-folder of the repository (starcoderdata's ``python``)."""
+    instruction: str | None = None
+    """IFT: column of the user turn."""
+    response: str | None = None
+    """IFT: column of the assistant turn."""
+    text: str | None = None
+    """CPT/general: column of the text."""
+    group: str | None = None
+    """Column naming the split unit; absent: each record is its own unit."""
+    streaming: bool = False
+    """Stream instead of downloading the whole split (the CPT corpora)."""
+    gated: bool = False
+    """Needs an accepted licence and an HF token."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.instruction, self.response, self.text) if c)
+
+
+HUB_SOURCES: dict[str, tuple[HubSource, ...]] = {
+    "code_ift": (HubSource("magicoder", "ise-uiuc/Magicoder-Evol-Instruct-110K",
+                           instruction="instruction", response="response"),),
+    "math_ift": (HubSource("metamathqa", "meta-math/MetaMathQA", instruction="query",
+                           response="response", group="original_question"),),
+    "code_cpt": (HubSource("starcoderdata", "bigcode/starcoderdata", data_dir="python", text="content",
+                           group="max_stars_repo_name", streaming=True, gated=True),),
+    "math_cpt": (HubSource("open-web-math", "open-web-math/open-web-math", text="text", group="url",
+                           streaming=True),),
+    "general": (HubSource("lambada", "EleutherAI/lambada_openai", split="test", text="text"),
+                HubSource("boolq", "google/boolq", split="validation", text="passage")),
+}
+
+
+def hub_sources(regime: str, override: str | None) -> tuple[HubSource, ...]:
+    """The regime's hub sources; an override replaces the (first) dataset id."""
+    sources = HUB_SOURCES[regime]
+    if override is None:
+        return sources
+    first = sources[0]
+    data_dir = first.data_dir
+    local = Path(override).expanduser()
+    if local.is_dir():
+        override = str(local.resolve())
+        if data_dir and not (local / data_dir).is_dir():
+            data_dir = None
+    return (replace(first, dataset=override, data_dir=data_dir),)
+
+
+def _hub_error(source: HubSource, exc: Exception) -> AssetMissingError:
+    fix = "use source='offline' (the default, no network needed), or run where the Hugging Face hub is reachable"
+    if source.gated:
+        fix += (f"; {source.dataset} is gated: accept its terms on huggingface.co/datasets/"
+                f"{source.dataset} and set HF_TOKEN (or run `hf auth login`)")
+    return AssetMissingError(f"hub dataset {source.dataset!r}",
+                             f"datasets.load_dataset: {type(exc).__name__}: {str(exc)[:300]}", fix=fix)
+
+
+def _open(source: HubSource, seed: int, max_docs: int, cache_dir: Path):
+    """An iterable of records (dicts), at most ``max_docs`` of them."""
+    import datasets
+
+    local = Path(source.dataset)
+    if local.is_dir() and ((local / "state.json").exists() or (local / "dataset_dict.json").exists()):
+        data = datasets.load_from_disk(str(local))
+        if isinstance(data, datasets.DatasetDict):
+            data = data[source.split]
+    else:
+        data = datasets.load_dataset(source.dataset, data_dir=source.data_dir, split=source.split,
+                                     streaming=source.streaming, cache_dir=str(cache_dir))
+    if isinstance(data, datasets.IterableDataset):
+        return data.column_names, itertools.islice(data, max_docs)
+    if len(data) > max_docs:
+        data = data.shuffle(seed=seed).select(range(max_docs))
+    return data.column_names, iter(data)
+
+
+def _group(source: HubSource, record: dict, index: int) -> str:
+    value = record.get(source.group) if source.group else None
+    if value is None or value == "":
+        return f"{source.label}/{index}"
+    return f"{source.label}/{hashlib.sha1(str(value).encode()).hexdigest()[:12]}"
+
+
+def hub_records(regime: str, kind: str, *, override: str | None, seed: int, max_docs: int,
+                cache_dir: Path, log=print) -> list[Example | Document]:
+    """Examples (``kind == "ift"``) or documents read from the regime's hub sources."""
+    from tqdm import tqdm
+
+    records: list[Example | Document] = []
+    for source in hub_sources(regime, override):
+        log(f"[data] reading {source.dataset} (split {source.split}, at most {max_docs} records)")
+        try:
+            columns, rows = _open(source, seed, max_docs, cache_dir)
+            if columns is not None:
+                missing = [c for c in source.columns if c not in columns]
+                if missing:
+                    raise ConfigError("hub_dataset", source.dataset,
+                                      f"must have columns {list(source.columns)}; it has {list(columns)}")
+            for index, row in enumerate(tqdm(rows, desc=source.label, total=max_docs, leave=False)):
+                doc_id = _group(source, row, index)
+                if kind == "ift":
+                    instruction, response = row[source.instruction], row[source.response]
+                    if instruction and response:
+                        records.append(Example(doc_id, source.label, str(instruction).strip(),
+                                               str(response).strip()))
+                elif row[source.text] and str(row[source.text]).strip():
+                    records.append(Document(doc_id, source.label, str(row[source.text]).strip()))
+        except (ConfigError, AssetMissingError):
+            raise
+        except Exception as exc:  # network, auth, missing repo: all say "use offline"
+            raise _hub_error(source, exc) from exc
+    return records

@@ -1,0 +1,180 @@
+"""The evaluator the training loop calls at milestones, and paired comparisons of results.
+
+``MilestoneEvaluator`` holds the spec and the data (never a model), so cloudpickle ships it
+to Ray workers. The driver calls ``base()`` once per sweep (served from the disk cache
+after the first time); each worker calls the evaluator on its live model; ``compare`` turns
+a trial's result and the base result into flat MLflow metrics with paired SEs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from lfl_ray.data.blocks import TokenBlocks
+from lfl_ray.errors import ConfigError
+from lfl_ray.eval import base_cache
+from lfl_ray.eval.backend import HFBackend, eval_mode, model_device
+from lfl_ray.eval.result import EvalResult
+from lfl_ray.eval.spec import MC_SUITES, EvalSpec
+from lfl_ray.eval.stats import paired_se
+from lfl_ray.eval.suites import (MC_HEADLINE, add_mc_mean, items_fingerprint, load_items,
+                                 run_suite)
+
+GENERATION_KEYS = ("chat", "max_new_tokens", "code_samples", "code_temperature")
+
+
+class MilestoneEvaluator:
+    """Evaluates a model on fixed items; the base model once (cached), trials in place."""
+
+    def __init__(self, spec: EvalSpec, model: str, heldout: TokenBlocks | None,
+                 general: TokenBlocks | None, *, require_primary: bool = True):
+        self.spec = spec.validate()
+        if require_primary:  # compare() needs the learning and forgetting metrics
+            self.spec.require_primary_suites()
+        self.model = model
+        self.heldout = heldout
+        self.general = general
+        for suite in self.spec.suites:  # fail now, not at the first milestone
+            if suite == "heldout_loss" and heldout is None:
+                raise ConfigError("heldout", None, "suite 'heldout_loss' needs held-out TokenBlocks")
+            if suite in ("general_loss", "drift") and general is None:
+                raise ConfigError("general", None, f"suite {suite!r} needs general-text TokenBlocks")
+        self._items: dict = {}
+        self._drift_ref = None
+        self.base_computed: tuple[str, ...] = ()
+        """Suites the last ``base()`` call had to run the model for (the rest came from cache)."""
+
+    def items(self, suite: str):
+        """The fixed items of ``suite`` (loaded once, shipped with the evaluator)."""
+        if suite not in self._items:
+            self._items[suite] = load_items(suite, self.spec, heldout=self.heldout,
+                                            general=self.general)
+        return self._items[suite]
+
+    def _cache_path(self, suite: str, dtype: str):
+        spec = self.spec
+        key = {"model": self.model, "suite": suite, "limit": spec.limit(suite), "seed": spec.seed,
+               "items": items_fingerprint(self.items(suite)), "batch_size": spec.batch_size,
+               "dtype": dtype}
+        if suite in ("humaneval", "mbpp", "gsm8k", "diversity"):
+            key.update({k: getattr(spec, k) for k in GENERATION_KEYS})
+        return base_cache.entry_path(self.model, suite, key)
+
+    def base(self) -> EvalResult:
+        """The base model's result: from the disk cache, computing only missing suites."""
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        result, computed, loaded = EvalResult(), [], None
+        for suite in self.spec.suites:
+            path = self._cache_path(suite, str(dtype))
+            if suite == "drift":
+                part, extra = base_cache.load(path, with_extra=True)
+                if part is not None:
+                    from lfl_ray.eval.loss import DriftReference
+
+                    self._drift_ref = DriftReference.from_state(extra)
+            else:
+                part = base_cache.load(path)
+            if part is None:
+                if loaded is None:
+                    loaded = self._load_base(device, dtype)
+                part, extra = self._run_base_suite(suite, *loaded)
+                base_cache.save(path, part, extra)
+                computed.append(suite)
+            result.merge(part)
+        add_mc_mean(result)
+        self.base_computed = tuple(computed)
+        return result
+
+    def _load_base(self, device: str, dtype):
+        from lfl_ray.models import load_model, load_tokenizer
+
+        model = load_model(self.model, dtype=dtype).to(device)
+        return model, load_tokenizer(self.model)
+
+    def _run_base_suite(self, suite: str, model, tokenizer):
+        if suite != "drift":
+            return self._evaluate(model, tokenizer, (suite,)), None
+        from lfl_ray.eval.loss import drift_reference
+
+        with eval_mode(model):
+            self._drift_ref = drift_reference(model, self.items("drift"),
+                                              batch_size=self.spec.batch_size)
+        zeros = [0.0] * len(self._drift_ref.token_ids)
+        part = EvalResult(metrics={"drift_kl": 0.0, "drift_kl_se": 0.0},
+                          items={"drift_kl": zeros},
+                          groups={"drift_kl": list(self.items("drift").doc_ids)})
+        return part, self._drift_ref.to_state()
+
+    def __call__(self, model, tokenizer) -> EvalResult:
+        """Evaluate a live (tuned, possibly peft-wrapped) model in place; its mode is restored."""
+        if "drift" in self.spec.suites and self._drift_ref is None:
+            self.base()  # loads the reference from the cache (computes it if absent)
+        result = self._evaluate(model, tokenizer, self.spec.suites)
+        add_mc_mean(result)
+        return result
+
+    def _evaluate(self, model, tokenizer, suites) -> EvalResult:
+        device = model_device(model)
+        backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size)
+        result = EvalResult()
+        start = time.monotonic()
+        with eval_mode(model), torch.no_grad(), \
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for suite in suites:
+                result.merge(run_suite(suite, backend, self.spec, self.items(suite),
+                                       drift_ref=self._drift_ref))
+        result.metrics["eval_seconds"] = time.monotonic() - start
+        return result
+
+    def compare(self, tuned: EvalResult, base: EvalResult) -> dict[str, float]:
+        """Flat metrics for MLflow: each metric, its change from base with a paired SE, and
+        the primary pair ``learning``/``forgetting`` (higher = learned / forgot more)."""
+        out: dict[str, float] = {}
+        for name, value in tuned.metrics.items():
+            out[name] = value
+            if name.endswith("_se") or name == "eval_seconds" or name not in base.metrics:
+                continue
+            delta, se = _difference(tuned, base, name)
+            out[f"{name}_delta"] = delta
+            if se is not None:
+                out[f"{name}_delta_se"] = se
+        primary = (("learning", self.spec.learning_metric, "heldout_loss"),
+                   ("forgetting", self.spec.forgetting_metric, "mc_mean"))
+        for key, metric, negate_for in primary:
+            if metric not in tuned.metrics or metric not in base.metrics:
+                continue
+            delta, se = _difference(tuned, base, metric)
+            out[key] = 0.0 - delta if metric == negate_for else delta
+            if se is not None:
+                out[f"{key}_se"] = se
+        return out
+
+
+def _difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float, float | None]:
+    try:
+        return paired_difference(a, b, metric)
+    except KeyError:
+        return a.metrics[metric] - b.metrics[metric], None
+
+
+def paired_difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float, float]:
+    """Mean of ``a - b`` over the same items of ``metric`` and its paired SE (clustered by
+    the items' documents). ``mc_mean`` combines its three tasks' paired differences."""
+    if metric == "mc_mean":
+        parts = [paired_difference(a, b, f"{s}_{MC_HEADLINE[s]}") for s in MC_SUITES]
+        return (float(np.mean([d for d, _ in parts])),
+                math.sqrt(sum(se ** 2 for _, se in parts)) / len(parts))
+    if metric not in a.items or metric not in b.items:
+        raise KeyError(f"{metric!r} has no per-item values in both results")
+    x, y = a.items[metric], b.items[metric]
+    if len(x) != len(y):
+        raise ValueError(f"{metric}: results cover different items ({len(x)} vs {len(y)}); "
+                         "compare results of the same spec")
+    groups = a.groups.get(metric) or b.groups.get(metric)
+    mean, se = paired_se(x, y, groups)
+    return mean, se

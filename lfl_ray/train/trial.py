@@ -1,0 +1,59 @@
+"""One trial as a Ray Train job: a TorchTrainer around ``train_loop_per_worker``.
+
+``build_trainer`` is shared by the standalone path (``run_trial``) and the Tune trainable of
+a sweep. Re-running a trial with the same name and storage path resumes it from its
+latest checkpoint (Ray Train V2 restores its checkpoint manager from storage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lfl_ray.train.config import TrialConfig
+from lfl_ray.train.loop import train_loop_per_worker
+
+
+def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evaluator=None,
+                  base=None, logger=None, callbacks=(), max_failures: int = 0):
+    """A ready-to-fit TorchTrainer for ``cfg`` (validated first, before any Ray work)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    cfg.validate()
+    if "://" not in storage_path:
+        storage_path = str(Path(storage_path).expanduser().resolve())
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"trial": cfg, "data": data, "evaluator": evaluator, "base": base,
+                           "logger": logger},
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo", timeout_s=3600),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker}),
+        run_config=RunConfig(
+            name=name, storage_path=storage_path, callbacks=list(callbacks),
+            # controller_failure_limit=0: a broken controller stops instead of hanging.
+            failure_config=FailureConfig(max_failures=max_failures, controller_failure_limit=0),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+@dataclass
+class TrialOutcome:
+    """What a finished trial left: its last reported metrics and checkpoint path."""
+
+    metrics: dict[str, Any]
+    checkpoint_path: str | None
+    error: BaseException | None
+
+
+def run_trial(cfg: TrialConfig, data, *, name: str, storage_path: str, evaluator=None, base=None,
+              logger=None, max_failures: int = 0) -> TrialOutcome:
+    """Run one trial on Ray Train (Ray must be initialized: lfl_ray.ray_runtime.init_ray)."""
+    trainer = build_trainer(cfg, data, name=name, storage_path=storage_path, evaluator=evaluator,
+                            base=base, logger=logger, max_failures=max_failures)
+    result = trainer.fit()
+    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    return TrialOutcome(dict(result.metrics or {}), checkpoint, result.error)

@@ -1,0 +1,32 @@
+"""One real sqlite MLflow store for the analysis tests (MLflow migrates it on first open,
+which takes seconds, so it is made once), holding synthetic sweeps in the runner's layout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic_sweep import FakeTrial, paper_like, write_sweep  # noqa: E402
+
+
+def noise_trials() -> list[FakeTrial]:
+    """Full FT and LoRA that differ by far less than their noise."""
+    return [FakeTrial("full", "full", {"method": "full", "lr": 1e-5}, [0.1, 0.2, 0.300],
+                      [0.1, 0.1, 0.100], item_noise=0.3),
+            FakeTrial("lora", "lora-r16-all", {"method": "lora", "lr": 1e-4, "rank": 16},
+                      [0.1, 0.2, 0.302], [0.1, 0.1, 0.101], item_noise=0.3)]
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    """``(tracking_uri, parent ids)`` of a store with sweeps ``paper``, ``flip`` and ``noise``."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    parents = {"paper": write_sweep(uri, f"{root}/artifacts", "paper", paper_like(False)),
+               "flip": write_sweep(uri, f"{root}/artifacts", "flip", paper_like(True)),
+               "noise": write_sweep(uri, f"{root}/artifacts", "noise", noise_trials())}
+    return uri, parents

@@ -1,0 +1,32 @@
+"""Shared fixtures: one local Ray cluster per test session, small real data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray cluster (2 CPUs, dashboard on 127.0.0.1), shared by the session."""
+    import ray
+
+    from lfl_ray.ray_runtime import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pattern_blocks():
+    """A learnable token stream (a repeated random 50-token pattern) in 64-token blocks."""
+    from lfl_ray.data.blocks import TokenBlocks
+
+    gen = torch.Generator().manual_seed(0)
+    pattern = torch.randint(0, 49152, (50,), generator=gen)
+    return TokenBlocks.from_stream(pattern.repeat(400), 64)

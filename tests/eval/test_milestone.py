@@ -1,0 +1,92 @@
+"""MilestoneEvaluator: cached base results, zero deltas for an unchanged model, signs."""
+
+from __future__ import annotations
+
+import time
+
+import cloudpickle
+import pytest
+import torch
+
+from conftest import random_blocks
+from lfl_ray.errors import ConfigError
+from lfl_ray.eval import EvalResult, EvalSpec, MilestoneEvaluator
+
+SPEC = EvalSpec(suites=("heldout_loss", "general_loss", "drift", "winogrande"),
+                limits={"winogrande": 6}, batch_size=4)
+
+
+@pytest.fixture
+def evaluator(eval_cache):
+    return MilestoneEvaluator(SPEC, "tiny-llama", random_blocks(6, 24, seed=0, docs=3),
+                              random_blocks(4, 24, seed=1, docs=4))
+
+
+def test_base_is_computed_once_then_served_from_cache(evaluator, eval_cache):
+    first = evaluator.base()
+    assert set(evaluator.base_computed) == set(SPEC.suites)
+    assert list((eval_cache / "evals").rglob("*.json"))
+    # A fresh evaluator (as in the next sweep) must not run the model at all.
+    again = MilestoneEvaluator(SPEC, "tiny-llama", evaluator.heldout, evaluator.general)
+    start = time.monotonic()
+    second = again.base()
+    assert again.base_computed == ()
+    assert time.monotonic() - start < 2.0
+    assert second.metrics == first.metrics and second.items == first.items
+    # A different subset is a different base result.
+    other = MilestoneEvaluator(EvalSpec(suites=SPEC.suites, limits={"winogrande": 5}, batch_size=4),
+                               "tiny-llama", evaluator.heldout, evaluator.general)
+    other.base()
+    assert "winogrande" in other.base_computed and "heldout_loss" not in other.base_computed
+
+
+def test_unchanged_model_gives_zero_deltas_and_zero_kl(evaluator, tiny_model, tiny_tokenizer):
+    base = evaluator.base()
+    tiny_model.train()
+    tuned = evaluator(tiny_model, tiny_tokenizer)  # the same weights as the base
+    assert tiny_model.training  # mode restored
+    flat = evaluator.compare(tuned, base)
+    assert tuned.metrics["drift_kl"] == 0.0
+    deltas = {k: v for k, v in flat.items() if k.endswith("_delta")}
+    assert "heldout_loss_delta" in deltas and "winogrande_margin_delta" in deltas
+    assert all(abs(v) < 1e-6 for v in deltas.values()), deltas
+    assert flat["learning"] == 0.0 and flat["forgetting"] == 0.0
+
+
+def test_changed_model_moves_metrics_with_the_right_signs(evaluator, tiny_model, tiny_tokenizer):
+    base = evaluator.base()
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    tuned = evaluator(tiny_model, tiny_tokenizer)
+    flat = evaluator.compare(tuned, base)
+    assert tuned.metrics["drift_kl"] > 0 and flat["drift_kl_delta_se"] > 0
+    assert flat["learning"] == pytest.approx(base.metrics["heldout_loss"]
+                                             - tuned.metrics["heldout_loss"])
+    assert flat["forgetting"] == pytest.approx(tuned.metrics["general_loss"]
+                                               - base.metrics["general_loss"])
+    assert flat["learning_se"] > 0 and flat["heldout_loss_delta"] != 0
+    # Results survive JSON and compare the same way.
+    again = evaluator.compare(EvalResult.from_json(tuned.to_json()),
+                              EvalResult.from_json(base.to_json()))
+    assert again["learning"] == pytest.approx(flat["learning"])
+
+
+def test_evaluator_pickles_without_models(evaluator):
+    evaluator.base()
+    clone = cloudpickle.loads(cloudpickle.dumps(evaluator))
+    assert clone.spec == evaluator.spec and clone._drift_ref is not None
+    assert len(cloudpickle.dumps(evaluator)) < 20_000_000
+
+
+def test_spec_validation_names_the_field():
+    with pytest.raises(ConfigError, match="eval.suites"):
+        EvalSpec(suites=("heldout_loss", "nope")).validate()
+    with pytest.raises(ConfigError, match="eval.limits.hellaswag"):
+        EvalSpec(limits={"hellaswag": 0}).validate()
+    with pytest.raises(ConfigError, match="eval.forgetting_metric"):
+        MilestoneEvaluator(EvalSpec(suites=("heldout_loss",)), "tiny-llama",
+                           random_blocks(2, 8, 0, 2), None)
+    with pytest.raises(ConfigError, match="general"):
+        MilestoneEvaluator(EvalSpec(), "tiny-llama", random_blocks(2, 8, 0, 2), None)
+    assert EvalSpec(suites=["gsm8k", "heldout_loss", "general_loss"]).validate().suites[0] == "gsm8k"

@@ -1,0 +1,77 @@
+"""Trial config validation, optimizer groups (weight decay rule, LoRA+), LR schedules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lfl_ray.errors import ConfigError
+from lfl_ray.methods import Full, Lora, apply_method
+from lfl_ray.models import load_model
+from lfl_ray.train.config import TrialConfig
+from lfl_ray.train.optim import build_optimizer, param_groups
+from lfl_ray.train.schedule import inverse_sqrt, warmup_cosine
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"lr": -1e-4}, "lr"), ({"lr": 0}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": "fast"}, "lr"),
+    ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "step"}, "schedule"),
+    ({"total_steps": 0}, "total_steps"), ({"milestones": (5, 50)}, "milestones"),
+    ({"global_batch_size": 6, "micro_batch_size": 4}, "global_batch_size"),
+    ({"backend": "fsdp"}, "backend"), ({"backend": "deepspeed", "zero_stage": 1}, "zero_stage"),
+    ({"weight_decay": -0.1}, "weight_decay"), ({"hidden_dropout": 1.0}, "hidden_dropout"),
+    ({"method": Lora(rank=0)}, "lora.rank"),
+])
+def test_bad_trial_values_name_field_value_and_allowed(changes, field):
+    cfg = TrialConfig(total_steps=20).with_(**changes)
+    with pytest.raises(ConfigError) as err:
+        cfg.validate()
+    assert err.value.field == field
+    assert "got" in str(err.value) and ("must" in str(err.value))
+
+
+def test_grad_accum_and_eval_steps():
+    cfg = TrialConfig(micro_batch_size=2, global_batch_size=8, num_workers=2, total_steps=30,
+                      milestones=(10, 20)).validate()
+    assert cfg.grad_accum == 2
+    assert cfg.eval_steps == (10, 20, 30)
+
+
+def test_weight_decay_skips_biases_and_norms():
+    model, _ = apply_method(load_model("tiny-llama"), Full())
+    groups = param_groups(model, 1e-3, 0.1)
+    decayed = [n for g in groups if g["weight_decay"] > 0 for n in g["names"]]
+    plain = [n for g in groups if g["weight_decay"] == 0 for n in g["names"]]
+    assert any("norm" in n for n in plain) and not any("norm" in n for n in decayed)
+    assert any(n.endswith("up_proj.weight") for n in decayed)
+    assert len(decayed) + len(plain) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_loraplus_gives_b_a_larger_rate():
+    model, _ = apply_method(load_model("tiny-llama"), Lora(rank=4))
+    groups = param_groups(model, 1e-4, 0.0, loraplus_lr_ratio=16)
+    for g in groups:
+        kinds = {("lora_B" in n) for n in g["names"]}
+        assert len(kinds) == 1
+        assert math.isclose(g["lr"], 1.6e-3 if kinds == {True} else 1e-4)
+
+
+@pytest.mark.parametrize("name", ["adamw", "lion"])
+def test_optimizers_build(name):
+    model, _ = apply_method(load_model("tiny-llama"), Lora(rank=4))
+    opt = build_optimizer(model, name, 1e-3, 0.01)
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_cosine_warms_up_then_decays_to_floor():
+    values = [warmup_cosine(s, 100, 10, 0.01) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[9:], values[10:]))
+    assert warmup_cosine(100, 100, 10, 0.01) == pytest.approx(0.01)
+
+
+def test_inverse_sqrt_with_cooldown():
+    assert inverse_sqrt(99, 1000, 100) == pytest.approx(1.0)
+    assert inverse_sqrt(399, 1000, 100) == pytest.approx(0.5)
+    assert inverse_sqrt(999, 1000, 100, cooldown=100) < 0.01 * inverse_sqrt(899, 1000, 100)
