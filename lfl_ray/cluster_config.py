@@ -85,27 +85,38 @@ def schema_errors(config: Any) -> list[str]:
 
 def ray_validation_errors(config: dict) -> list[str]:
     """What ``ray up`` itself rejects: ``prepare_config`` (defaults merged) + ``validate_config``."""
-    from ray.autoscaler._private.util import logger, prepare_config, validate_config
+    from ray.autoscaler._private.util import prepare_config, validate_config
 
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # it logs each max_workers default it fills in
+    # Ray logs each default it fills in and warns about single-file docker mounts (a
+    # documented choice here); keep the report to errors.
+    loggers = [logging.getLogger(f"ray.autoscaler._private.{name}") for name in ("util", "docker")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         validate_config(prepare_config(copy.deepcopy(config)))
     except Exception as exc:  # Ray raises ValueError, KeyError, jsonschema errors, ...
         message = getattr(exc, "message", None) or str(exc)
         return [f"ray validate_config: {type(exc).__name__}: {message}"]
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return []
 
 
 def validate_launcher_config(
-    path: str | Path, *, version: str | None = None, allow_placeholders: bool = False
+    path: str | Path,
+    *,
+    version: str | None = None,
+    allow_placeholders: bool = False,
+    check_mounts: bool = False,
 ) -> list[str]:
     """All problems of a Ray cluster launcher config (``ray up FILE``); [] when it is fine.
 
     ``version`` is the lfl-ray version the setup commands must pin (default: the installed
-    one). With ``allow_placeholders`` the ``YOUR-...`` values are not reported.
+    one). With ``allow_placeholders`` the ``YOUR-...`` values are not reported. With
+    ``check_mounts`` every local ``file_mounts`` source must exist on this machine
+    (relative paths from the current directory, as ``ray up`` reads them).
     """
     path = Path(path)
     try:
@@ -121,6 +132,8 @@ def validate_launcher_config(
     if not errors:  # Ray's checks would only repeat the first schema error
         errors += ray_validation_errors(config)
     errors += _launcher_policy_errors(config)
+    if check_mounts:
+        errors += _missing_mounts(config, path)
     errors += _version_errors(text, version)
     if not allow_placeholders:
         errors += [f"placeholder: replace {p} before launching" for p in placeholders(text)]
@@ -150,6 +163,9 @@ def _launcher_policy_errors(config: dict) -> list[str]:
         commands = " ".join(config.get(field) or [])
         if "RAY_AUTH_MODE=token" not in commands:
             errors.append(f"{field}: `ray start` must run with RAY_AUTH_MODE=token")
+    head_commands = " ".join(config.get("head_start_ray_commands") or [])
+    if "mlflow-server.sh start" not in head_commands and "mlflow server" not in head_commands:
+        errors.append("head_start_ray_commands: no MLflow server started on the head")
     all_commands = json.dumps(config)
     if re.search(r"RAY_AUTH_MODE=disabled", all_commands, re.IGNORECASE):
         errors.append("commands: RAY_AUTH_MODE=disabled turns token authentication off")
@@ -163,6 +179,15 @@ def _launcher_policy_errors(config: dict) -> list[str]:
             if _rule_opens_to_internet(rule, port):
                 errors.append(f"provider.security_group.IpPermissions[{index}]: opens port {port} "
                               f"({what}) to the internet; use `ray dashboard` / SSH forwarding")
+    return errors
+
+
+def _missing_mounts(config: dict, path: Path) -> list[str]:
+    errors = []
+    for remote, local in (config.get("file_mounts") or {}).items():
+        if not Path(local).expanduser().exists():
+            errors.append(f"file_mounts[{remote!r}]: local {local!r} not found; create it, or "
+                          f"run `ray up {path}` from the directory it is relative to")
     return errors
 
 
@@ -355,14 +380,18 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def validate_file(path: str | Path, **options) -> list[str]:
-    """Validate one cluster file, picking the check by its content (launcher or KubeRay)."""
+def validate_file(path: str | Path, *, check_mounts: bool = False, **options) -> list[str]:
+    """Validate one cluster file, picking the check by its content (launcher or KubeRay).
+
+    ``options`` are ``version`` and ``allow_placeholders``; ``check_mounts`` applies to
+    launcher configs only.
+    """
     try:
         docs = load_documents(path)
     except yaml.YAMLError as exc:
         return [f"yaml: {exc}"]
     if len(docs) == 1 and isinstance(docs[0], dict) and "provider" in docs[0]:
-        return validate_launcher_config(path, **options)
+        return validate_launcher_config(path, check_mounts=check_mounts, **options)
     return validate_kuberay_manifest(path, **options)
 
 
@@ -372,13 +401,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="cluster YAML files")
     parser.add_argument("--allow-placeholders", action="store_true",
                         help="do not report YOUR-... values still to be replaced")
+    parser.add_argument("--skip-mounts", action="store_true",
+                        help="do not require the local file_mounts sources (token files, "
+                        "scripts) to exist here")
     parser.add_argument("--version", help="lfl-ray version the files must pin "
                         "(default: the installed package's)")
     args = parser.parse_args(argv)
     failed = 0
     for path in args.paths:
-        errors = validate_file(path, version=args.version,
-                               allow_placeholders=args.allow_placeholders)
+        try:
+            errors = validate_file(path, version=args.version, check_mounts=not args.skip_mounts,
+                                   allow_placeholders=args.allow_placeholders)
+        except OSError as exc:
+            errors = [f"file: {exc}"]
         print(f"{path}: {'ok' if not errors else f'{len(errors)} problem(s)'}")
         for error in errors:
             print(f"  - {error}")

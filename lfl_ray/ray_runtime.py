@@ -16,6 +16,8 @@ TRAIN_ENV = {
     "DS_ACCELERATOR": "cpu",  # overridden on GPU workers by the training loop
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_TRAIN_V2_ENABLED": "1",
+    # An early-stopped trial frees its workers at its next report; give the next trial time.
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900",
 }
 
 

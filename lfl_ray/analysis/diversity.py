@@ -37,7 +37,8 @@ def diversity_rows(sweep: Sweep, configs: Sequence[Config]) -> tuple[tuple[str, 
         values = [config.estimate(n) for n in names]
         rows.append((config.label, _method(config), f"{config.final_tokens:,}",
                      *(v.plain() if math.isfinite(v.value) else "-" for v in values)))
-        per_method.setdefault(_method(config), []).append(config)
+        if any(math.isfinite(v.value) for v in values):
+            per_method.setdefault(_method(config), []).append(config)
     for method, members in sorted(per_method.items()):
         cells = []
         for n in names:

@@ -10,7 +10,6 @@ trained longest, compared at the largest milestone both sides reached.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Iterable

@@ -14,7 +14,6 @@ thing and is its executable reference):
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 
-PRIMARY = ("learning", "learning_se", "forgetting", "forgetting_se")
 # Metrics logged along training, not at eval milestones.
 TRAINING_METRICS = ("train_loss", "lr", "tokens_per_s", "milestone")
 # Params that describe a configuration, in the order labels show them.
@@ -287,6 +285,3 @@ def config_labels(trials) -> dict[str, str]:
             labels[trial.trial_id] = " ".join(parts)
     return labels
 
-
-def is_finite(value) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

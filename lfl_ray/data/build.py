@@ -15,6 +15,7 @@ assets and the tokenizer stay in the main cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,8 @@ FORMAT_VERSION = 1
 """Bump when the build changes what it writes, so old cache entries are not reused."""
 MAX_HELDOUT_SHARE = 0.5
 """The held-out set never takes more than this share of a regime's documents."""
+GIVE_UP_AFTER = 200
+"""Documents tried for held-out rows before deciding that seq_len fits none."""
 CHUNK = 256
 SAMPLE_CHARS = 600
 
@@ -141,9 +144,12 @@ def _heldout(groups: dict, spec: DataSpec, rows_of: _Rows, log) -> tuple[list[Ro
     cap = spec.heldout_doc_cap
     rows: list[Row] = []
     docs: list[str] = []
-    for doc_id in order:
+    for tried, doc_id in enumerate(order):
         if len(rows) >= spec.heldout_blocks or len(docs) >= limit:
             break
+        if tried >= GIVE_UP_AFTER and not rows:
+            raise ConfigError("seq_len", spec.seq_len, f"too small for any {spec.regime} example: none of "
+                              f"{tried} documents gives a row", hint=f"dropped: {dict(rows_of.counts)}")
         if rows_of.kind == "cpt":
             doc_rows = []
             for doc, ids in zip(groups[doc_id], rows_of.document_ids(groups[doc_id])):
@@ -209,10 +215,16 @@ def _split_stats(kind: str, rows: list[Row], blocks: TokenBlocks) -> dict:
             "sources": dict(sorted(Counter(s for _, s in members).items()))}
 
 
-def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
-    """Build (no cache) the train and held-out blocks of ``spec``."""
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model: str):
+    """The tokenizer of ``model``, loaded once per process (it takes seconds)."""
     from lfl_ray.models import load_tokenizer
 
+    return load_tokenizer(model)
+
+
+def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
+    """Build (no cache) the train and held-out blocks of ``spec``."""
     spec.validate()
     started = time.perf_counter()
     kind = KIND[spec.regime]
@@ -220,7 +232,7 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
     if not records:
         raise ConfigError("hub_dataset" if spec.source == "hub" else "regime",
                           spec.hub_dataset or spec.regime, "must yield at least one record; got none")
-    tokenizer = load_tokenizer(spec.model)
+    tokenizer = _tokenizer(spec.model)
     groups = group_by_document(records)
     log(f"[data] {spec.regime} ({spec.source}): {len(records)} records in {len(groups)} documents")
     counts: Counter = Counter()
@@ -245,6 +257,9 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
         "build_seconds": round(time.perf_counter() - started, 2),
         "sample": _sample(train, tokenizer),
     }
+    if stats["packed"]:
+        stats["notes"].append("packed: several examples per row by plain concatenation; on the HF "
+                              "CPU path attention is not kept inside each example")
     for source in sorted({k.split("/", 1)[1] for k in counts if k.startswith("seen/")}):
         dropped = counts[f"dropped_long_prompt/{source}"] / counts[f"seen/{source}"]
         if dropped > 0.5:

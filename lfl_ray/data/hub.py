@@ -143,6 +143,9 @@ def hub_records(regime: str, kind: str, *, override: str | None, seed: int, max_
                     records.append(Document(doc_id, source.label, str(row[source.text]).strip()))
         except (ConfigError, AssetMissingError):
             raise
+        except KeyError as exc:  # a streamed dataset only shows its columns row by row
+            raise ConfigError("hub_dataset", source.dataset,
+                              f"must have columns {list(source.columns)}; a record lacks {exc}") from exc
         except Exception as exc:  # network, auth, missing repo: all say "use offline"
             raise _hub_error(source, exc) from exc
     return records

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import sys
 import sysconfig
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 from lfl_ray.data.records import Document, Example
@@ -98,12 +100,24 @@ def function_pairs(text: str) -> list[tuple[str, str, str]]:
     return pairs
 
 
+PAIRS_FORMAT = 1
+
+
 @functools.lru_cache(maxsize=1)
 def stdlib_function_examples() -> tuple[Example, ...]:
     """Docstring -> function pairs mined from the stdlib (code_ift); one document per file.
 
-    Pairs whose docstring matches a HumanEval prompt are dropped (see decontam).
+    Pairs whose docstring matches a HumanEval prompt are dropped (see decontam). Parsing
+    the whole stdlib takes several seconds, so the pairs are kept as JSON in the data
+    cache, per Python version.
     """
+    import json
+
+    from lfl_ray.data.build import data_cache_root
+
+    cached = data_cache_root() / "sources" / f"stdlib-functions-{python_tag()}-v{PAIRS_FORMAT}.json"
+    if cached.exists():
+        return tuple(Example(**e) for e in json.loads(cached.read_text(encoding="utf-8")))
     from lfl_ray.data.decontam import matches_humaneval
 
     examples = []
@@ -114,4 +128,8 @@ def stdlib_function_examples() -> tuple[Example, ...]:
             examples.append(Example(f"stdlib/{rel}", "stdlib_functions",
                                     PAIR_INSTRUCTION.format(head=head),
                                     f"```python\n{whole}\n```"))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([asdict(e) for e in examples]), encoding="utf-8")
+    tmp.replace(cached)
     return tuple(examples)

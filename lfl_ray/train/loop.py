@@ -26,6 +26,28 @@ from lfl_ray.train.optim import build_optimizer
 from lfl_ray.train.schedule import build_scheduler
 
 
+STOP_PREFIX = "lfl_ray:stop:"
+
+
+def request_stop(name: str) -> None:
+    """Ask the running trial ``name`` to end at its next report (Tune stopped it early).
+
+    A Tune trial whose Ray Train run keeps training after ASHA stopped it would hold its
+    workers' resources, and on a small cluster the next trial could never start.
+    """
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    _internal_kv_put(STOP_PREFIX + name, b"1", overwrite=True)
+
+
+def stop_requested(name: str | None) -> bool:
+    if not name:
+        return False
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    return _internal_kv_get(STOP_PREFIX + name) is not None
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf: training on would only produce garbage."""
 
@@ -99,6 +121,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     evaluator = loop_config.get("evaluator")
     base_result = loop_config.get("base")
     logger = loop_config.get("logger")
+    stop_key = loop_config.get("stop_key")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(_threads_for(cfg))
@@ -221,6 +244,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None)
             window_start, window_tokens, window_loss, window_count = time.perf_counter(), 0, 0.0, 0
+            if stop_requested(stop_key):
+                break
     for undo in undo_patches:
         undo()
 

@@ -16,7 +16,7 @@ from lfl_ray.train.loop import train_loop_per_worker
 
 
 def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evaluator=None,
-                  base=None, logger=None, callbacks=(), max_failures: int = 0):
+                  base=None, logger=None, callbacks=(), max_failures: int = 0, stop_key: str | None = None):
     """A ready-to-fit TorchTrainer for ``cfg`` (validated first, before any Ray work)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -27,7 +27,7 @@ def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evalu
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"trial": cfg, "data": data, "evaluator": evaluator, "base": base,
-                           "logger": logger},
+                           "logger": logger, "stop_key": stop_key},
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo", timeout_s=3600),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker}),

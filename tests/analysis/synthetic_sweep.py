@@ -76,7 +76,7 @@ def write_sweep(tracking_uri: str, artifact_root: str, name: str, trials: list[F
                 n_items: int = 40, seed: int = 0, regime: str = "code_ift") -> str:
     """Create experiment ``name`` with a parent run and one child per trial; returns the parent id."""
     import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.create_experiment(name, artifact_location=f"{artifact_root}/{name}")

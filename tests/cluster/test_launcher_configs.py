@@ -140,6 +140,10 @@ def _no_idle_timeout(c):
     del c["idle_timeout_minutes"]
 
 
+def _no_mlflow(c):
+    c["head_start_ray_commands"] = c["head_start_ray_commands"][:2]
+
+
 def _unpinned(c):
     c["setup_commands"] = ['pip install "lfl-ray[gpu]"']
 
@@ -159,6 +163,7 @@ BREAKAGES = {
     "auth_disabled": (_auth_disabled, ["RAY_AUTH_MODE=disabled turns token authentication off"]),
     "no_idle_timeout": (_no_idle_timeout, ["idle_timeout_minutes: missing"]),
     "unpinned": (_unpinned, ["lfl-ray: no pinned install found"]),
+    "no_mlflow": (_no_mlflow, ["head_start_ray_commands: no MLflow server started on the head"]),
 }
 
 
@@ -182,11 +187,31 @@ def test_unparsable_yaml_is_reported(tmp_path):
 
 def test_command_line_exit_status(tmp_path, capsys, version):
     ok = [str(p) for p in LAUNCHER_CONFIGS]
-    assert main(ok + ["--allow-placeholders", "--version", version]) == 0
+    flags = ["--allow-placeholders", "--skip-mounts", "--version", version]
+    assert main(ok + flags) == 0
     config = _aws()
     _head_type(config)
     broken = _write(tmp_path, config)
-    assert main([str(broken), "--allow-placeholders", "--version", version]) == 1
+    assert main([str(broken)] + flags) == 1
     out = capsys.readouterr().out
     assert "aws-gpu.yaml: ok" in out and "broken.yaml: 1 problem(s)" in out
     assert "`head_node_type` must be one of" in out
+    assert main([str(tmp_path / "absent.yaml")] + flags) == 1
+    assert "absent.yaml: 1 problem(s)" in capsys.readouterr().out
+
+
+def test_missing_mount_sources_are_named_when_asked(tmp_path, version, monkeypatch):
+    config = _aws()
+    present = tmp_path / "auth_token"
+    present.write_text("t")
+    config["file_mounts"] = {"/home/ray/.ray/auth_token": str(present),
+                             "/home/ray/lfl-ray-cluster": "./cluster",
+                             "/home/ray/.cache/huggingface/token": str(tmp_path / "absent")}
+    path = _write(tmp_path, config)
+    monkeypatch.chdir(ROOT)  # relative sources are read from where `ray up` runs
+    errors = validate_launcher_config(path, version=version, allow_placeholders=True,
+                                      check_mounts=True)
+    assert errors == [f"file_mounts['/home/ray/.cache/huggingface/token']: local "
+                      f"'{tmp_path / 'absent'}' not found; create it, or run `ray up {path}` "
+                      "from the directory it is relative to"]
+    assert validate_launcher_config(path, version=version, allow_placeholders=True) == []

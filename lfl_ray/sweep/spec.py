@@ -1,0 +1,264 @@
+"""SweepSpec: a whole LoRA-vs-full study as one typed, validated value.
+
+A sweep is: which regime and model, which method grids (full finetuning and LoRA, each a
+product of its lists; several grids are unioned), which token budget and eval milestones,
+which evals, how trials are searched and scheduled, and what each trial may use. Everything
+is checked by ``validate()`` before Ray or MLflow is touched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from lfl_ray.errors import ConfigError, require_choice, require_positive
+from lfl_ray.methods import PRESET_NAMES
+from lfl_ray.train.config import BACKENDS
+from lfl_ray.train.optim import OPTIMIZERS
+from lfl_ray.train.schedule import SCHEDULES
+
+SEARCHES = ("grid", "optuna", "pareto")
+SCHEDULERS = ("none", "asha")
+ALPHA_RULES = ("2r", "fixed", "rslora")
+
+
+def _check_numbers(field_name: str, values, *, positive: bool = True, allow_zero: bool = False,
+                   below_one: bool = False) -> None:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(field_name, values, "must be a list of numbers")
+    values = list(values)
+    if not values:
+        raise ConfigError(field_name, values, "must not be empty (an empty grid has no trials)")
+    for v in values:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if ok and positive:
+            ok = v > 0 or (allow_zero and v == 0)
+        if ok and below_one:
+            ok = v < 1
+        if not ok:
+            bound = ">= 0" if allow_zero else "> 0"
+            raise ConfigError(field_name, v, f"every value must be a finite number {bound}"
+                              + (" and < 1" if below_one else ""))
+
+
+@dataclass(frozen=True)
+class FullGrid:
+    """Full-finetuning trials: the product of these lists."""
+
+    lrs: tuple[float, ...] = (1e-4,)
+    """Peak learning rates."""
+    weight_decays: tuple[float, ...] = (0.0,)
+    """Decoupled weight decay values (regularization baseline of the paper)."""
+    attention_dropouts: tuple[float, ...] = (0.0,)
+    """Attention dropout rates (regularization baseline)."""
+    hidden_dropouts: tuple[float, ...] = (0.0,)
+    """Hidden-representation dropout rates (regularization baseline)."""
+
+    def validate(self, where: str) -> None:
+        _check_numbers(f"{where}.lrs", self.lrs)
+        _check_numbers(f"{where}.weight_decays", self.weight_decays, allow_zero=True)
+        _check_numbers(f"{where}.attention_dropouts", self.attention_dropouts, allow_zero=True, below_one=True)
+        _check_numbers(f"{where}.hidden_dropouts", self.hidden_dropouts, allow_zero=True, below_one=True)
+
+
+@dataclass(frozen=True)
+class LoraGrid:
+    """LoRA trials: the product of these lists."""
+
+    ranks: tuple[int, ...] = (16,)
+    """Adapter ranks r."""
+    lrs: tuple[float, ...] = (1e-3,)
+    """Peak learning rates (the paper's best LoRA IFT rate is ~10x full FT's)."""
+    targets: tuple[Union[str, tuple[str, ...]], ...] = ("all",)
+    """Target sets: 'attention', 'mlp', 'all', or explicit module-name tuples."""
+    alpha_rule: str = "2r"
+    """'2r' (the paper: alpha = 2r), 'fixed' (alpha = fixed_alpha for every r) or 'rslora'
+    (alpha = fixed_alpha with alpha/sqrt(r) scaling)."""
+    fixed_alpha: float = 16.0
+    """Alpha for the 'fixed' and 'rslora' rules."""
+    dropouts: tuple[float, ...] = (0.0,)
+    """peft lora_dropout values."""
+    use_dora: tuple[bool, ...] = (False,)
+    """DoRA on/off values."""
+    loraplus_ratios: tuple[float | None, ...] = (None,)
+    """LoRA+ learning-rate ratios of B over A (None = plain LoRA)."""
+    weight_decays: tuple[float, ...] = (0.0,)
+    """Weight decay on the adapters."""
+    hiddenkey: tuple[Any, ...] = (None,)
+    """HiddenKeyConfig values (None = off)."""
+
+    def validate(self, where: str) -> None:
+        _check_numbers(f"{where}.ranks", self.ranks)
+        for r in self.ranks:
+            if not isinstance(r, int) or isinstance(r, bool):
+                raise ConfigError(f"{where}.ranks", r, "every rank must be an integer > 0")
+        _check_numbers(f"{where}.lrs", self.lrs)
+        if not self.targets:
+            raise ConfigError(f"{where}.targets", self.targets, "must not be empty")
+        for t in self.targets:
+            if isinstance(t, str) and t not in PRESET_NAMES:
+                raise ConfigError(f"{where}.targets", t,
+                                  f"must be one of {list(PRESET_NAMES)} or a tuple of module names")
+        require_choice(f"{where}.alpha_rule", self.alpha_rule, ALPHA_RULES)
+        require_positive(f"{where}.fixed_alpha", self.fixed_alpha)
+        _check_numbers(f"{where}.dropouts", self.dropouts, allow_zero=True, below_one=True)
+        _check_numbers(f"{where}.weight_decays", self.weight_decays, allow_zero=True)
+        for ratio in self.loraplus_ratios:
+            if ratio is not None:
+                require_positive(f"{where}.loraplus_ratios", ratio)
+        for hk in self.hiddenkey:
+            if hk is not None:
+                hk.validate()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each trial trains, and when it is evaluated."""
+
+    steps: int = 60
+    """Optimizer steps per trial."""
+    seq_len: int = 256
+    """Tokens per row."""
+    micro_batch_size: int = 4
+    """Rows per worker per forward."""
+    global_batch_size: int = 4
+    """Rows per optimizer step (accumulation fills the gap)."""
+    milestones: tuple[int, ...] = (20, 40, 60)
+    """Steps at which evals run and checkpoints are saved (the paper: epochs for IFT,
+    token counts for CPT; here as steps, tokens = steps x global batch x seq_len)."""
+    warmup_steps: int = 5
+    """Linear warmup steps."""
+    schedule: str = "cosine"
+    """'cosine' (IFT) or 'inverse_sqrt' (CPT)."""
+    cooldown_steps: int = 0
+    """Inverse-sqrt cooldown steps."""
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.seq_len
+
+    @property
+    def total_tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+    def validate(self) -> None:
+        require_positive("budget.steps", self.steps, integer=True)
+        require_positive("budget.seq_len", self.seq_len, integer=True)
+        require_positive("budget.micro_batch_size", self.micro_batch_size, integer=True)
+        require_positive("budget.global_batch_size", self.global_batch_size, integer=True)
+        require_choice("budget.schedule", self.schedule, SCHEDULES)
+        if not self.milestones:
+            raise ConfigError("budget.milestones", self.milestones, "must list at least one step")
+        for m in self.milestones:
+            if not isinstance(m, int) or m <= 0:
+                raise ConfigError("budget.milestones", m, "every milestone must be a step > 0")
+            if m > self.steps:
+                raise ConfigError("budget.milestones", m,
+                                  f"every milestone must be within the budget of {self.steps} steps")
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ConfigError("budget.milestones", self.milestones, "must be increasing, without repeats")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
+            raise ConfigError("budget.warmup_steps", self.warmup_steps, f"must be in [0, {self.steps})")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial may use, and how many run at once."""
+
+    num_workers: int = 2
+    """Ray Train workers per trial (DDP/ZeRO ranks)."""
+    cpus_per_worker: float = 0.99
+    """CPU share per worker (0.99 x 2 fits one trial on a 2-CPU machine)."""
+    use_gpu: bool = False
+    """One GPU per worker."""
+    backend: str = "ddp"
+    """'ddp' or 'deepspeed'."""
+    zero_stage: int = 3
+    """ZeRO stage when backend='deepspeed'."""
+    max_concurrent: int = 1
+    """Trials running at once."""
+    max_failures: int = 1
+    """Retries of a failed trial (from its last checkpoint)."""
+
+    def validate(self) -> None:
+        require_positive("resources.num_workers", self.num_workers, integer=True)
+        require_positive("resources.cpus_per_worker", self.cpus_per_worker)
+        require_choice("resources.backend", self.backend, BACKENDS)
+        if self.backend == "deepspeed":
+            require_choice("resources.zero_stage", self.zero_stage, (2, 3))
+        require_positive("resources.max_concurrent", self.max_concurrent, integer=True)
+        if not isinstance(self.max_failures, int) or self.max_failures < 0:
+            raise ConfigError("resources.max_failures", self.max_failures, "must be an integer >= 0")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A LoRA-vs-full study: data, model, grids, budget, evals, search, resources."""
+
+    name: str
+    """Sweep name: the MLflow experiment and the Ray Tune experiment folder."""
+    regime: str
+    """Training data regime: code_ift, math_ift, code_cpt, math_cpt."""
+    model: str = "smollm2-135m-instruct"
+    """Base model spec."""
+    data_source: str = "offline"
+    """'offline' (packages) or 'hub' (the paper's Hugging Face datasets)."""
+    max_train_blocks: int | None = None
+    """Cap on training rows built (enough for the budget; None = all)."""
+    heldout_blocks: int = 32
+    """Rows of the held-out target set (learning loss)."""
+    general_blocks: int = 64
+    """Rows of general text (forgetting loss, drift)."""
+    full: tuple[FullGrid, ...] = (FullGrid(),)
+    """Full-finetuning grids (empty: no full FT)."""
+    lora: tuple[LoraGrid, ...] = (LoraGrid(),)
+    """LoRA grids (empty: no LoRA)."""
+    budget: Budget = field(default_factory=Budget)
+    """Steps, batch and milestones."""
+    eval: Any = None
+    """lfl_ray.eval.spec.EvalSpec (None: held-out and general-text loss only)."""
+    search: str = "grid"
+    """'grid' (every combination), 'optuna' (TPE on learning) or 'pareto' (multi-objective)."""
+    num_samples: int = 8
+    """Trials drawn by 'optuna'/'pareto' searches (grid runs every point)."""
+    scheduler: str = "none"
+    """'none' or 'asha' (early-stops trials on the learning metric at milestones)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds; every grid point runs once per seed."""
+    optimizer: str = "adamw"
+    """'adamw' or 'lion'."""
+    resources: Resources = field(default_factory=Resources)
+    """Per-trial resources and concurrency."""
+
+    def validate(self) -> "SweepSpec":
+        from lfl_ray.models import BUILTIN_MODELS
+
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ConfigError("name", self.name, "must be a non-empty name without '/'")
+        require_choice("regime", self.regime, ("code_ift", "math_ift", "code_cpt", "math_cpt"))
+        if "/" not in self.model and not self.model.startswith((".", "~")) and self.model not in BUILTIN_MODELS:
+            raise ConfigError("model", self.model, f"must be a built-in alias {list(BUILTIN_MODELS)}, "
+                              "a local folder, or a Hugging Face hub id like 'org/name'")
+        require_choice("data_source", self.data_source, ("offline", "hub"))
+        if not self.full and not self.lora:
+            raise ConfigError("full/lora", "()", "at least one method grid is needed")
+        for i, grid in enumerate(self.full):
+            grid.validate(f"full[{i}]")
+        for i, grid in enumerate(self.lora):
+            grid.validate(f"lora[{i}]")
+        self.budget.validate()
+        self.resources.validate()
+        require_choice("search", self.search, SEARCHES)
+        require_choice("scheduler", self.scheduler, SCHEDULERS)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        require_positive("num_samples", self.num_samples, integer=True)
+        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+            raise ConfigError("seeds", self.seeds, "must be a non-empty list of integers")
+        per_step = self.budget.micro_batch_size * self.resources.num_workers
+        if self.budget.global_batch_size % per_step:
+            raise ConfigError("budget.global_batch_size", self.budget.global_batch_size,
+                              f"must be a multiple of micro_batch_size x num_workers = {per_step}")
+        if self.eval is not None:
+            self.eval.validate()
+        return self

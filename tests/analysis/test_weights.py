@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from lfl_ray.analysis.runs import Trial
+from lfl_ray.analysis.weight_changes import analyse_trial
+from lfl_ray.analysis.weights import checkpoint_kind, open_pairs
+from lfl_ray.errors import ConfigError
+from lfl_ray.models import load_model
+from synthetic_sweep import make_full_checkpoint, make_lora_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {"full": make_full_checkpoint(root / "full"),
+            "lora": make_lora_checkpoint(root / "lora", rank=4, targets="attention")}
+
+
+def test_lora_pairs_match_merge_and_unload(checkpoints):
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(load_model("tiny-llama"), checkpoints["lora"]).merge_and_unload()
+    expected = {n: m.weight for n, m in merged.named_modules() if isinstance(m, torch.nn.Linear)}
+    base = load_model("tiny-llama")
+    total, pairs = open_pairs("tiny-llama", checkpoints["lora"], base_model=base)
+    pairs = list(pairs)
+    assert total == len(pairs) == 2 * 4  # 2 layers x (q, k, v, o)
+    for pair in pairs:
+        assert torch.allclose(pair.tuned, expected[pair.name], atol=1e-6)
+        assert not torch.allclose(pair.tuned, pair.base)
+    assert {p.kind for p in pairs} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    # The adapter was unloaded: the base model serves the next trial unchanged.
+    assert not any("lora" in n for n, _ in base.named_modules())
+
+
+def test_full_pairs_read_the_checkpoint(checkpoints):
+    from safetensors.torch import load_file
+
+    saved = load_file(f"{checkpoints['full']}/model.safetensors")
+    total, pairs = open_pairs("tiny-llama", checkpoints["full"])
+    pairs = list(pairs)
+    assert total == len(pairs) == 2 * 7
+    for pair in pairs:
+        assert torch.equal(pair.tuned, saved[f"{pair.name}.weight"])
+        assert 0 < (pair.tuned - pair.base).abs().max() < 0.05
+    assert {p.layer for p in pairs} == {0, 1}
+
+
+def test_full_change_needs_far_more_rank_than_lora(checkpoints):
+    def trial(kind):
+        return Trial("t", kind, kind, "", "FINISHED",
+                     {"model": "tiny-llama", "method": kind, "rank": "4"}, (), checkpoints[kind])
+
+    full, lora = analyse_trial(trial("full")), analyse_trial(trial("lora"))
+    assert all(s.rank90 <= 4 for s in lora.spectra)
+    assert min(s.rank90 for s in full.spectra) > 4 * 4
+    assert full.intruder_count == 0 and lora.intruder_count > 0
+
+
+def test_checkpoint_kind_rejects_other_folders(tmp_path):
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        checkpoint_kind(tmp_path)
