@@ -30,3 +30,15 @@ def pattern_blocks():
     gen = torch.Generator().manual_seed(0)
     pattern = torch.randint(0, 49152, (50,), generator=gen)
     return TokenBlocks.from_stream(pattern.repeat(400), 64)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(ray_local, tmp_path_factory):
+    """The smoke preset of code_ift run for real once per session (tiny model, ~2-3 min):
+    a real local Ray, a real sqlite MLflow store. Returns the SweepOutcome."""
+    from lfl_ray.sweep.presets import build
+    from lfl_ray.sweep.runner import run_sweep
+
+    root = tmp_path_factory.mktemp("smoke_sweep")
+    spec = build("code_ift", "smoke", name="smoke-test")
+    return run_sweep(spec, tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db", storage_path=str(root / "ray_results"))

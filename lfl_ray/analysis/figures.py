@@ -174,7 +174,8 @@ def intruders(results, path: Path) -> Path:
     ax.set_xticks(range(len(results)), labels, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("intruder dimensions (all matrices)")
     ax.set_title("Intruder dimensions per trial")
-    for method, color in colors.items():
-        ax.bar([], [], color=color, label=method)
-    _legend(ax, len(colors))
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=color, label=method) for method, color in colors.items()],
+              fontsize=7, frameon=False)
     return _save(fig, path)

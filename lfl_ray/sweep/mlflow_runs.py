@@ -58,13 +58,14 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 
 
 def _check_writable(field: str, value: str, folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".lfl-write-probe-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(field, value, f"must be a writable location ({exc.strerror or exc})") from exc
+    """``folder`` exists as a writable folder or can be made (checked without making it)."""
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(field, value, f"must be a writable location ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(field, value, f"must be a writable location ({probe} is not writable)")
 
 
 def scrub(params: dict) -> dict:

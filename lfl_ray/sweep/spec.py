@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from lfl_ray.errors import ConfigError, require_choice, require_positive
-from lfl_ray.methods import PRESET_NAMES
+from lfl_ray.methods import PRESET_NAMES, TARGET_PRESETS
 from lfl_ray.train.config import BACKENDS
 from lfl_ray.train.optim import OPTIMIZERS
 from lfl_ray.train.schedule import SCHEDULES
@@ -27,8 +27,7 @@ def _check_numbers(field_name: str, values, *, positive: bool = True, allow_zero
                    below_one: bool = False) -> None:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ConfigError(field_name, values, "must be a list of numbers")
-    values = list(values)
-    if not values:
+    if not list(values):
         raise ConfigError(field_name, values, "must not be empty (an empty grid has no trials)")
     for v in values:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -88,7 +87,7 @@ class LoraGrid:
     hiddenkey: tuple[Any, ...] = (None,)
     """HiddenKeyConfig values (None = off)."""
 
-    def validate(self, where: str) -> None:
+    def validate(self, where: str, llama_modules: tuple[str, ...] | None = None) -> None:
         _check_numbers(f"{where}.ranks", self.ranks)
         for r in self.ranks:
             if not isinstance(r, int) or isinstance(r, bool):
@@ -100,6 +99,11 @@ class LoraGrid:
             if isinstance(t, str) and t not in PRESET_NAMES:
                 raise ConfigError(f"{where}.targets", t,
                                   f"must be one of {list(PRESET_NAMES)} or a tuple of module names")
+            if not isinstance(t, str) and llama_modules is not None:
+                unknown = [m for m in t if m not in llama_modules]
+                if unknown:
+                    raise ConfigError(f"{where}.targets", unknown[0],
+                                      f"must be linear modules of the model: {list(llama_modules)}")
         require_choice(f"{where}.alpha_rule", self.alpha_rule, ALPHA_RULES)
         require_positive(f"{where}.fixed_alpha", self.fixed_alpha)
         _check_numbers(f"{where}.dropouts", self.dropouts, allow_zero=True, below_one=True)
@@ -242,11 +246,13 @@ class SweepSpec:
                               "a local folder, or a Hugging Face hub id like 'org/name'")
         require_choice("data_source", self.data_source, ("offline", "hub"))
         if not self.full and not self.lora:
-            raise ConfigError("full/lora", "()", "at least one method grid is needed")
+            raise ConfigError("full/lora", (self.full, self.lora), "at least one method grid must be non-empty")
         for i, grid in enumerate(self.full):
             grid.validate(f"full[{i}]")
+        # Built-in models are Llamas: explicit module names can be checked before any load.
+        llama = TARGET_PRESETS["llama"]["all"] if self.model in BUILTIN_MODELS else None
         for i, grid in enumerate(self.lora):
-            grid.validate(f"lora[{i}]")
+            grid.validate(f"lora[{i}]", llama)
         self.budget.validate()
         self.resources.validate()
         require_choice("search", self.search, SEARCHES)

@@ -1,0 +1,71 @@
+"""`ray job submit` of the smoke sweep against a real `ray start --head` cluster on loopback.
+
+Token authentication stays on (as on a real cluster): the submit passes RAY_AUTH_MODE=token
+and the token that `ray start` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _ray(*args, env, timeout=180, check=True):
+    out = subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"ray {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+@pytest.mark.slow
+def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
+    port, dash = 6391, 8271
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1")
+    env.pop("RAY_ADDRESS", None)
+    _ray("start", "--head", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+         "--ray-client-server-port=10011", "--min-worker-port=20000", "--max-worker-port=20999", env=env)
+    try:
+        runtime_env = {"excludes": [".venv", ".git", "mlruns", "ray_results", "**/__pycache__", "bench/out"]}
+        start = time.perf_counter()
+        out = _ray("job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
+                   "--runtime-env-json", json.dumps(runtime_env), "--",
+                   "python", "sweeps/code_ift.py", "--preset", "smoke", "--name", "job-smoke",
+                   "--tracking-uri", f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+                   "--storage-path", str(tmp_path / "ray_results"), env=env, timeout=900, check=False)
+        seconds = time.perf_counter() - start
+        print(f"ray job submit of the smoke sweep: {seconds:.0f} s")
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+        assert "SUCCEEDED" in out.stdout + out.stderr
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+        runs = client.search_runs([client.get_experiment_by_name("job-smoke").experiment_id])
+        assert sum(r.data.tags.get("lfl.role") == "trial" for r in runs) == 3
+    finally:
+        _stop_cluster(f"127.0.0.1:{port}")
+
+
+def _stop_cluster(gcs_address: str) -> None:
+    """Stop only this cluster's processes (`ray stop` would also kill the session's own Ray)."""
+    import psutil
+
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if gcs_address in cmdline or f"--gcs_server_port={gcs_address.rsplit(':', 1)[1]}" in cmdline:
+            procs.append(proc)
+    for proc in procs:
+        proc.terminate()
+    _gone, alive = psutil.wait_procs(procs, timeout=10)
+    for proc in alive:
+        proc.kill()

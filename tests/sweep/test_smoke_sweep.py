@@ -1,0 +1,67 @@
+"""The smoke sweep end to end: real Ray Tune + Ray Train, real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from lfl_ray.sweep.presets import build
+from lfl_ray.sweep.space import grid_points
+
+
+def _runs(outcome):
+    client = MlflowClient(outcome.tracking_uri)
+    runs = client.search_runs([outcome.experiment_id], max_results=1000)
+    parent = [r for r in runs if r.data.tags.get("lfl.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("lfl.role") == "trial"]
+    return client, parent, children
+
+
+def test_smoke_sweep_leaves_one_nested_run_per_trial(smoke_sweep):
+    spec = build("code_ift", "smoke")
+    client, parents, children = _runs(smoke_sweep)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    expected = {p["key"] for p in grid_points(spec)}
+    assert {c.data.tags["lfl.trial_key"] for c in children} == expected  # one run per trial, no duplicates
+    assert len(children) == len(expected) == 3
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    assert {c.data.params["method"] for c in children} == {"full", "lora"}
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    # Base-model metrics and spec on the parent.
+    assert "base/heldout_loss" in parents[0].data.metrics and "base/general_loss" in parents[0].data.metrics
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert "sweep_spec.json" in artifacts
+
+
+def test_statuses_include_an_asha_stop(smoke_sweep):
+    _client, _parents, children = _runs(smoke_sweep)
+    by_key = {c.data.tags["lfl.trial_key"]: c for c in children}
+    full = next(c for k, c in by_key.items() if k.startswith("full"))
+    useless = next(c for k, c in by_key.items() if "lr1e-07" in k)
+    assert full.info.status == "FINISHED" and full.data.tags["lfl.status"] == "FINISHED"
+    assert useless.info.status == "KILLED" and useless.data.tags["lfl.status"] == "EARLY_STOPPED"
+    assert "lfl.error" not in useless.data.tags
+    assert smoke_sweep.statuses[full.data.tags["lfl.trial_key"]] == "FINISHED"
+    assert smoke_sweep.statuses[useless.data.tags["lfl.trial_key"]] == "EARLY_STOPPED"
+
+
+def test_metrics_at_every_milestone(smoke_sweep):
+    spec = build("code_ift", "smoke")
+    client, _parents, children = _runs(smoke_sweep)
+    milestone_tokens = [m * spec.budget.tokens_per_step for m in spec.budget.milestones]
+    for child in children:
+        done = len(milestone_tokens) if child.data.tags["lfl.status"] == "FINISHED" else 1
+        for name in ("learning", "learning_se", "forgetting", "forgetting_se", "heldout_loss_delta", "drift_kl"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, name)]
+            assert steps[:done] == milestone_tokens[:done], (child.info.run_name, name, steps)
+        losses = client.get_metric_history(child.info.run_id, "train_loss")
+        assert losses and all(m.step > 0 for m in losses)
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "evals")}
+        assert f"evals/milestone_{milestone_tokens[0]}.json" in artifacts
+    finished = [c for c in children if c.data.tags["lfl.status"] == "FINISHED"]
+    for child in finished:
+        checkpoint = Path(child.data.tags["lfl.checkpoint"])
+        assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == spec.budget.steps
+        assert (checkpoint / "model").is_dir()
