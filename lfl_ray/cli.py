@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that add verbs; each has register(subparsers) which sets ``func`` on its parsers.
-VERB_MODULES = ("lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli")
+VERB_MODULES = ("lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli", "lfl_ray.analysis.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

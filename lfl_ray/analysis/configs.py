@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from lfl_ray.analysis.runs import Sweep, Trial, config_labels, load_eval
-from lfl_ray.analysis.uncertainty import (Estimate, mean_se, paired_difference,
-                                          unpaired_difference)
+from lfl_ray.analysis.uncertainty import Estimate, mean_se, unpaired_difference
 
 PRIMARY_METRICS = ("learning", "forgetting")
 
@@ -100,12 +99,26 @@ def common_tokens(a: Config, b: Config) -> int | None:
     return max(shared) if shared else None
 
 
-def _items(sweep: Sweep, trial: Trial, tokens: int, metric_param: str):
-    metric = trial.params.get(metric_param)
-    result = load_eval(sweep, trial.run_id, tokens) if metric else None
-    if not result or metric not in result.get("items", {}):
-        return None, None
-    return result["items"][metric], result.get("groups", {}).get(metric)
+def paired(sweep: Sweep, a: Trial, b: Trial, metric_param: str, tokens: int) -> Estimate | None:
+    """SE of ``a - b`` for the metric named by param ``metric_param``, paired over the eval
+    items of both trials' ``evals/milestone_<tokens>.json`` (the evaluator's own pairing:
+    clustered by document; ``mc_mean`` combines its three tasks). None when not possible."""
+    from lfl_ray.eval.milestone import paired_difference as eval_paired_difference
+    from lfl_ray.eval.result import EvalResult
+
+    metric = a.params.get(metric_param)
+    if not metric or metric != b.params.get(metric_param):
+        return None
+    results = [load_eval(sweep, t.run_id, tokens) for t in (a, b)]
+    if not all(results):
+        return None
+    ra, rb = (EvalResult.from_json(r) for r in results)
+    try:
+        value, se = eval_paired_difference(ra, rb, metric)
+    except (KeyError, ValueError):  # no per-item values, or different items
+        return None
+    n = len(ra.items.get(metric, ())) or sum(len(v) for v in ra.items.values())
+    return Estimate(value, se, f"paired over {n} items")
 
 
 def compare(sweep: Sweep, a: Config, b: Config, metric: str,
@@ -125,14 +138,10 @@ def compare(sweep: Sweep, a: Config, b: Config, metric: str,
         diff = unpaired_difference(ea, eb)
         return Estimate(diff.value, diff.se, "seed spread"), tokens
     if metric in PRIMARY_METRICS and len(a.trials) == 1 and len(b.trials) == 1:
-        param = f"{metric}_metric"
-        items_a, groups = _items(sweep, a.first, tokens, param)
-        items_b, _ = _items(sweep, b.first, tokens, param)
-        if items_a is not None and items_b is not None and len(items_a) == len(items_b) \
-                and a.first.params.get(param) == b.first.params.get(param):
-            paired = paired_difference(items_a, items_b, groups)
-            # The logged difference is exact; the items give its noise (sign-free).
-            return Estimate(ea.value - eb.value, paired.se, paired.how), tokens
+        pair = paired(sweep, a.first, b.first, f"{metric}_metric", tokens)
+        if pair is not None and math.isfinite(pair.se):
+            # The logged difference is exact; the items give its noise (the SE is sign-free).
+            return Estimate(ea.value - eb.value, pair.se, pair.how), tokens
     return unpaired_difference(ea, eb), tokens
 
 

@@ -110,10 +110,11 @@ def mitigate(model_spec: str, checkpoint: str | Path, *, trial_id: str = "",
     from peft import PeftModel
     from peft.tuners.lora.intruders import reduce_intruder_dimension
 
-    from lfl_ray.analysis.weights import checkpoint_kind
+    from lfl_ray.analysis.weights import checkpoint_kind, model_folder
     from lfl_ray.models import load_model
 
     settings.validate()
+    checkpoint = model_folder(checkpoint)
     if checkpoint_kind(checkpoint) != "lora":
         raise ConfigError("checkpoint", str(checkpoint), "intruder mitigation needs a LoRA adapter "
                           "folder (adapter_config.json)")

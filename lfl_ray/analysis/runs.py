@@ -6,7 +6,8 @@ thing and is its executable reference):
   metrics as ``base/<metric>`` and ``evals/base.json``;
 - one child run per trial tagged ``lfl.role=trial``, ``lfl.trial_id``, ``lfl.family``,
   ``lfl.regime``, ``lfl.status`` and ``lfl.checkpoint``; its params describe the method; its
-  metrics are logged with ``step`` = tokens seen; at each eval milestone ``learning``,
+  metrics are logged with ``step`` = tokens seen (``lfl.trial_key`` is read when
+  ``lfl.trial_id`` is absent); at each eval milestone ``learning``,
   ``learning_se``, ``forgetting``, ``forgetting_se`` and every eval metric, and the per-item
   EvalResult JSON as ``evals/milestone_<tokens>.json``.
 """
@@ -225,7 +226,9 @@ def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
         status = tags.get("lfl.status") or {"FINISHED": "FINISHED", "KILLED": "EARLY_STOPPED"}.get(
             run.info.status, "FAILED")
         trials.append(Trial(
-            run_id=run.info.run_id, trial_id=tags.get("lfl.trial_id", run.info.run_id[:8]),
+            run_id=run.info.run_id,
+            trial_id=(tags.get("lfl.trial_id") or tags.get("lfl.trial_key")
+                      or run.info.run_name or run.info.run_id[:8]),
             family=tags.get("lfl.family", run.data.params.get("method", "?")),
             regime=tags.get("lfl.regime", ""), status=status, params=dict(run.data.params),
             milestones=_milestones(client, run), checkpoint=tags.get("lfl.checkpoint") or None))

@@ -1,9 +1,10 @@
-"""Standard errors for sweep numbers: over seeds, over eval items, and paired over items.
+"""Numbers with standard errors, and when a difference counts as real.
 
 A difference counts as real only when ``|diff| >= 2 SE``; below that the analysis says
-"not distinguishable here". Paired SEs (both trials scored on the same items) are the ones
-to use when two trials are compared: unpaired SEs are often several times larger than the
-differences between methods (see FIELD_NOTES, calibration).
+"not distinguishable here". SEs come from seeds (``mean_se``), from the evaluator (the
+logged ``*_se``), or paired over the same eval items (``configs.paired``, which uses the
+evaluator's own ``lfl_ray.eval`` pairing); unpaired SEs are often several times larger than
+the differences between methods (see FIELD_NOTES, calibration).
 """
 
 from __future__ import annotations
@@ -55,36 +56,6 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     if array.size == 1:
         return float(array[0]), float("nan")
     return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
-
-
-def clustered_se(values: Sequence[float], groups: Sequence | None = None) -> float:
-    """SE of the mean of ``values``, robust to correlation within ``groups`` (e.g. doc ids).
-
-    Without groups (or with one item per group) this is the usual ``std / sqrt(n)``.
-    """
-    array = np.asarray(values, dtype=float)
-    n = array.size
-    if n < 2:
-        return float("nan")
-    if groups is None or len(set(groups)) in (n, 1):
-        return float(array.std(ddof=1) / math.sqrt(n))
-    residual = array - array.mean()
-    sums: dict = {}
-    for group, value in zip(groups, residual):
-        sums[group] = sums.get(group, 0.0) + value
-    g = len(sums)
-    variance = g / (g - 1) * sum(s * s for s in sums.values()) / n**2
-    return float(math.sqrt(variance))
-
-
-def paired_difference(items_a: Sequence[float], items_b: Sequence[float],
-                      groups: Sequence | None = None) -> Estimate:
-    """Mean of ``a - b`` over the same items, with its (clustered) paired SE."""
-    a, b = np.asarray(items_a, dtype=float), np.asarray(items_b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired items differ in count: {a.shape} vs {b.shape}")
-    diff = a - b
-    return Estimate(float(diff.mean()), clustered_se(diff, groups), f"paired over {diff.size} items")
 
 
 def unpaired_difference(a: Estimate, b: Estimate) -> Estimate:

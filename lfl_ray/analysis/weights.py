@@ -45,15 +45,20 @@ class MatrixPair:
         return int(found.group(1)) if found else None
 
 
+def model_folder(folder: str | Path) -> Path:
+    """The folder holding the weights: ``folder`` itself, or its ``model/`` subfolder (the
+    layout of the trainer's Ray checkpoints, beside ``trainer_state.json``)."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "model"):
+        if (candidate / "adapter_config.json").exists() or (candidate / "config.json").exists():
+            return candidate
+    raise ConfigError("checkpoint", str(folder), "must be a folder (or hold a model/ subfolder) "
+                      "with adapter_config.json (peft adapter) or config.json (HF model)")
+
+
 def checkpoint_kind(folder: str | Path) -> str:
     """``lora`` for a peft adapter folder, ``full`` for a HF model folder."""
-    folder = Path(folder)
-    if (folder / "adapter_config.json").exists():
-        return "lora"
-    if (folder / "config.json").exists():
-        return "full"
-    raise ConfigError("checkpoint", str(folder), "must be a folder holding adapter_config.json "
-                      "(peft adapter) or config.json (HF model)")
+    return "lora" if (model_folder(folder) / "adapter_config.json").exists() else "full"
 
 
 def _clean(name: str) -> str:
@@ -130,6 +135,7 @@ def open_pairs(model_spec: str, checkpoint: str | Path, device: str = "cpu",
     """How many matrices a checkpoint changed, and an iterator of their (base, tuned) pairs."""
     from lfl_ray.models import load_model
 
+    checkpoint = model_folder(checkpoint)
     kind = checkpoint_kind(checkpoint)
     base_model = base_model if base_model is not None else load_model(model_spec)
     if kind == "lora":

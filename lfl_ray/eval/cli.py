@@ -100,9 +100,9 @@ def _eval(args) -> int:
 
     suites = tuple(dict.fromkeys(s for group in args.suite for s in SUITE_GROUPS[group]))
     chat = {"auto": None, "yes": True, "no": False}[args.chat]
-    limits = {s: args.limit for s in suites} if args.limit else {}
+    limits = {s: args.limit for s in suites} if args.limit is not None else {}
     spec = EvalSpec(suites=suites, limits=limits, seed=args.seed, batch_size=args.batch_size,
-                    max_new_tokens=args.max_new_tokens, chat=chat)
+                    max_new_tokens=args.max_new_tokens, chat=chat).validate()
     heldout, general = _blocks(args, suites)
     model, tokenizer = _load(args)
     evaluator = MilestoneEvaluator(spec, args.model, heldout, general, require_primary=False)

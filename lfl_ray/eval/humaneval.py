@@ -70,4 +70,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
     if n - c < k:
         return 1.0
+    if k == 1:
+        return c / n
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))

@@ -15,8 +15,11 @@ from typing import Callable
 from lfl_ray.errors import AssetMissingError, ConfigError
 
 
-def parser(description: str, presets: tuple[str, ...], default: str) -> argparse.ArgumentParser:
+def parser(description: str, presets: tuple[str, ...], default: str,
+           regime_choices: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
+    if regime_choices:
+        p.add_argument("--regime", default=regime_choices[0], help=f"one of {list(regime_choices)}")
     p.add_argument("--preset", default=default, help=f"one of {list(presets)} (default {default})")
     p.add_argument("--name", help="sweep name: MLflow experiment and Tune folder (default: preset-regime)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///$PWD/mlruns/mlflow.db)")
@@ -81,12 +84,18 @@ def load_spec_file(path: str) -> dict:
     return data
 
 
-def sweep_main(regime: str, description: str, build: Callable[[str, str, str | None], object],
+def sweep_main(regime: str | None, description: str, build: Callable[[str, str, str | None], object],
                presets: tuple[str, ...], default: str = "cpu", argv: list[str] | None = None) -> int:
-    """Parse flags, build the spec from the preset, run the sweep. Exit 2 on bad input."""
-    args = parser(description, presets, default).parse_args(argv)
+    """Parse flags, build the spec from the preset, run the sweep. Exit 2 on bad input.
+    With ``regime=None`` the script takes ``--regime``."""
+    regimes = ("code_ift", "math_ift", "code_cpt", "math_cpt") if regime is None else ()
+    args = parser(description, presets, default, regimes).parse_args(argv)
     try:
-        spec = build(regime, args.preset, args.name)
+        if regime is None:
+            from lfl_ray.errors import require_choice
+
+            require_choice("--regime", args.regime, regimes)
+        spec = build(regime or args.regime, args.preset, args.name)
         if args.spec_file:
             spec = apply_overrides(spec, load_spec_file(args.spec_file))
         if args.max_concurrent is not None and args.max_concurrent <= 0:

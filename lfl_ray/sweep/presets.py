@@ -11,6 +11,8 @@ trial runs 60 steps with evals at 20, 40, 60.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lfl_ray.sweep.spec import Budget, FullGrid, LoraGrid, Resources, SweepSpec
 
 PRESETS = ("paper", "cpu", "smoke")
@@ -108,3 +110,29 @@ def build(regime: str, preset: str, name: str | None = None) -> SweepSpec:
 
     require_choice("--preset", preset, PRESETS)
     return {"paper": paper, "cpu": cpu, "smoke": smoke}[preset](regime, name)
+
+
+def regularization(regime: str, preset: str, name: str | None = None) -> SweepSpec:
+    """LoRA vs full FT vs full FT + weight decay vs full FT + dropout vs LoRA + HiddenKey, matched budgets.
+
+    The paper's claim is that LoRA regularizes more than the usual regularizers; HiddenKey
+    (Wang et al. 2024) is the dropout recipe proposed for LoRA. Every family runs on the same
+    data, budget and evals as the base preset.
+    """
+    from lfl_ray.errors import require_choice
+    from lfl_ray.regularization.hiddenkey import HiddenKeyConfig
+
+    require_choice("--preset", preset, PRESETS)
+    base = build(regime, preset, name or f"{preset}-regularization-{regime}")
+    full_lr = {"paper": PAPER_SETTINGS[regime]["full_lrs"][len(PAPER_SETTINGS[regime]["full_lrs"]) // 2],
+               "cpu": 1e-4, "smoke": 2e-3}[preset]
+    lora_lr = {"paper": PAPER_SETTINGS[regime]["lora_lrs"][1], "cpu": 1e-3, "smoke": 5e-3}[preset]
+    rank = 16 if preset != "smoke" else 8
+    decays = (0.0, 1e-4, 1e-3, 1e-2, 1e-1) if preset == "paper" else (0.0, 0.1)
+    hiddenkey = HiddenKeyConfig(key_dropout=0.1, hidden_dropout=0.1, kl_weight=1.0)
+    return replace(
+        base, scheduler="none",
+        full=(FullGrid(lrs=(full_lr,), weight_decays=decays),
+              FullGrid(lrs=(full_lr,), attention_dropouts=(0.1,), hidden_dropouts=(0.1,))),
+        lora=(LoraGrid(ranks=(rank,), lrs=(lora_lr,), targets=("all",), hiddenkey=(None, hiddenkey)),),
+    )

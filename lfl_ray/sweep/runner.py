@@ -57,14 +57,14 @@ def plan_table(spec: SweepSpec, points: list[dict]) -> str:
              f"budget: {spec.budget.steps} steps x {spec.budget.global_batch_size} x {spec.budget.seq_len} tokens "
              f"= {spec.budget.total_tokens:,} tokens/trial; milestones at steps {list(spec.budget.milestones)}",
              f"{'#':>3}  {'family':<28} {'lr':>8} {'wd':>6} {'seed':>4}  {'tokens':>12} {'PFLOPs':>9} "
-             f"{'GPU-h':>8} {'CPU-h':>7}"]
+             f"{'GPU-h':>8} {'CPU-h':>7}  trial (every setting)"]
     totals = [0, 0.0, 0.0, 0.0]
     for i, p in enumerate(points):
         cost = trial_cost(spec.model, p["method"], spec.budget.total_tokens)
         totals = [totals[0] + cost.tokens, totals[1] + cost.flops, totals[2] + cost.gpu_hours,
                   totals[3] + cost.cpu_hours]
         lines.append(f"{i:>3}  {p['family']:<28} {p['lr']:>8.1e} {p['weight_decay']:>6g} {p['seed']:>4}  "
-                     f"{cost.tokens:>12,} {cost.flops / 1e15:>9.2f} {cost.gpu_hours:>8.2f} {cost.cpu_hours:>7.2f}")
+                     f"{cost.tokens:>12,} {cost.flops / 1e15:>9.2f} {cost.gpu_hours:>8.2f} {cost.cpu_hours:>7.2f}  {p['key']}")
     lines.append(f"{len(points)} trials; {totals[0]:,} tokens; {totals[1] / 1e15:.1f} PFLOPs; "
                  f"{totals[2]:.1f} H100-hours at {ASSUMED_MFU:.0%} MFU (training only); "
                  f"{totals[3]:.2f} CPU-hours on a 2-core machine")
@@ -108,7 +108,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     log(plan_table(spec, points if spec.search == "grid" else points[: spec.num_samples]))
     if dry_run:
         return None
-    tracking_uri = tracking_uri or mlflow_runs.default_tracking_uri()
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow_runs.default_tracking_uri()
     mlflow_runs.check_tracking_uri(tracking_uri)
     storage = _storage(storage_path)
     experiment_path = f"{storage.rstrip('/')}/{spec.name}"

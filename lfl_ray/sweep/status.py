@@ -20,7 +20,10 @@ def _close(spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: st
                                  f"tags.`lfl.trial_key` = '{key}' and tags.`mlflow.parentRunId` = '{parent_id}'")
     complete = bool(last) and last.get("step") == spec.budget.steps
     status = "FAILED" if error else ("FINISHED" if complete else "EARLY_STOPPED")
+    checkpoint = (last or {}).get("checkpoint_path")  # added by TuneReportCallback at milestones
     for run in runs:
+        if checkpoint and run.data.tags.get("lfl.checkpoint") != checkpoint:
+            mlflow_runs.client(tracking_uri).set_tag(run.info.run_id, "lfl.checkpoint", checkpoint)
         if run.info.status == "RUNNING":
             mlflow_status = {"FAILED": "FAILED", "FINISHED": "FINISHED", "EARLY_STOPPED": "KILLED"}[status]
             recorded = run.data.tags.get("lfl.error")

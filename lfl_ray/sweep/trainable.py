@@ -68,9 +68,6 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
         text = "".join(traceback.format_exception(exc))
         mlflow_runs.client(context.tracking_uri).set_tag(run_id, "lfl.error", text[-5000:])
         raise
-    client = mlflow_runs.client(context.tracking_uri)
-    if result.checkpoint is not None:
-        client.set_tag(run_id, "lfl.checkpoint", result.checkpoint.path)
     from lfl_ray.train.loop import stop_requested
 
     if stop_requested(f"{context.parent_run_id}:{point['key']}"):  # stopped early by the scheduler: the callback closes the run

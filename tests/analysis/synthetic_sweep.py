@@ -4,7 +4,8 @@ This module is the executable reference of that layout (see ``lfl_ray/analysis/r
 - experiment = sweep name, created with an explicit ``artifact_location``;
 - parent run: tag ``lfl.role=sweep``, params = flattened sweep spec, artifact
   ``sweep_spec.json``, base metrics ``base/<m>``, artifact ``evals/base.json``;
-- one child run per trial: tags ``mlflow.parentRunId``, ``lfl.role=trial``, ``lfl.trial_id``,
+- one child run per trial: tags ``mlflow.parentRunId``, ``lfl.role=trial``, ``lfl.trial_key``
+  (the runner's name for ``lfl.trial_id``; the reader takes either),
   ``lfl.family``, ``lfl.regime``, ``lfl.status``, ``lfl.checkpoint``; params below (strings);
   metrics with step = tokens seen: ``train_loss``, ``lr``, ``tokens_per_s`` along training and,
   at each milestone, ``learning(_se)``, ``forgetting(_se)``, every eval metric ``<m>``,
@@ -62,7 +63,7 @@ def default_params(params: dict) -> dict:
 
 
 def _eval_json(metrics: dict, items: dict, n_items: int) -> dict:
-    groups = {k: [i // 2 for i in range(n_items)] for k in items}
+    groups = {k: [f"doc{i // 2}" for i in range(n_items)] for k in items}
     return {"metrics": metrics, "items": {k: [float(x) for x in v] for k, v in items.items()},
             "groups": groups, "samples": [{"doc_id": 0, "text": "def f(): pass"}]}
 
@@ -97,7 +98,7 @@ def write_sweep(tracking_uri: str, artifact_root: str, name: str, trials: list[F
     for trial in trials:
         params = default_params(trial.params)
         tags = {"mlflow.parentRunId": parent_id, "lfl.role": "trial",
-                "lfl.trial_id": trial.trial_id, "lfl.family": trial.family,
+                "lfl.trial_key": trial.trial_id, "lfl.family": trial.family,
                 "lfl.regime": regime, "lfl.status": trial.status}
         if trial.checkpoint:
             tags["lfl.checkpoint"] = trial.checkpoint

@@ -27,8 +27,14 @@ def test_single_seed_comparisons_are_paired_over_items(store):
     diff, tokens = compare(sweep, configs["lora-r64-all"], configs["full-a"], "learning")
     assert tokens == 4000 and diff.how == "paired over 40 items"
     assert diff.value == pytest.approx(0.40 - 0.50)
-    # Shared item difficulty cancels: the paired SE is below either trial's own SE.
-    assert diff.se < configs["full-a"].estimate("learning").se * 2
+    # The SE is the evaluator's paired one over the same items (clustered by document).
+    from lfl_ray.analysis.runs import load_eval
+    from lfl_ray.eval.stats import paired_se
+
+    a, b = (load_eval(sweep, configs[k].first.run_id, 4000) for k in ("lora-r64-all", "full-a"))
+    _, expected = paired_se(a["items"]["heldout_loss"], b["items"]["heldout_loss"],
+                            a["groups"]["heldout_loss"])
+    assert diff.se == pytest.approx(expected) and 0 < diff.se < 0.05
     stopped = configs["lora-r16-all-stopped"]
     assert common_tokens(stopped, configs["full-a"]) == 1000
     assert best(configs.values()).first.trial_id == "full-a"

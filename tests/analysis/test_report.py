@@ -21,7 +21,9 @@ def sweep_store(tmp_path_factory):
     trials = paper_like(False)
     for trial in trials:
         if trial.trial_id == "full-a":
-            trial.checkpoint = make_full_checkpoint(root / "ckpt" / "full")
+            # The trainer's Ray checkpoint layout: the HF folder sits in model/.
+            make_full_checkpoint(root / "ckpt" / "full" / "model")
+            trial.checkpoint = str(root / "ckpt" / "full")
         if trial.trial_id == "lora-r16-all":
             trial.params["rank"] = 4
             trial.checkpoint = make_lora_checkpoint(root / "ckpt" / "lora", rank=4)

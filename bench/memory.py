@@ -1,0 +1,146 @@
+"""Peak resident memory of full FT vs LoRA at the same batch, and where the memory goes.
+
+Each configuration trains a few steps in a fresh Python process built from lfl-ray's own
+training parts (load_model, apply_method, LossModule, build_optimizer) and reports its peak
+RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) plus a breakdown: RSS after imports, after the
+model is built, the bytes autograd saves for backward in one forward (activations, measured
+with saved-tensor hooks, parameters excluded), and step time.
+
+    .venv/bin/python bench/memory.py --model smollm2 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import MODELS, run_child, save_results, synthetic_blocks, table  # noqa: E402
+
+# name -> (method, loss, chunk, lora dropout, activation checkpointing)
+CONFIGS = {
+    "full/hf-loss": ("full", "hf", 0, 0.0, False),
+    "full/chunked": ("full", "chunked", 256, 0.0, False),
+    "lora/hf-loss": ("lora", "hf", 0, 0.0, False),
+    "lora/hf-loss/dropout0.05": ("lora", "hf", 0, 0.05, False),
+    "lora/chunked": ("lora", "chunked", 256, 0.0, False),
+    "lora/chunked/ckpt": ("lora", "chunked", 256, 0.0, True),
+    "full/chunked/ckpt": ("full", "chunked", 256, 0.0, True),
+}
+DEFAULT_CONFIGS = ("full/hf-loss", "full/chunked", "lora/hf-loss", "lora/chunked", "lora/chunked/ckpt")
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def child(args) -> dict:
+    """One configuration in this (fresh) process."""
+    t0 = time.perf_counter()
+    import torch
+
+    from lfl_ray.methods import Full, Lora, apply_method
+    from lfl_ray.models import load_model
+    from lfl_ray.train.loss import LossModule
+    from lfl_ray.train.optim import build_optimizer
+
+    method_name, loss_kind, chunk, dropout, ckpt = CONFIGS[args.config]
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rss_import = _rss_mb()
+    model = load_model(MODELS[args.model], dtype=torch.float32)
+    method = Full() if method_name == "full" else Lora(rank=16, targets="all", dropout=dropout)
+    model, desc = apply_method(model, method)
+    if ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model.config.use_cache = False
+    model.train()
+    rss_model = _rss_mb()
+    blocks = synthetic_blocks(args.batch * (args.steps + 1), args.seq_len)
+    loss_module = LossModule(model, chunk_size=chunk) if loss_kind == "chunked" else None
+    optimizer = build_optimizer(model, "adamw", 1e-4)
+    params = [p for p in model.parameters() if p.requires_grad]
+    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in param_ptrs:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    step_times, rss_after = [], []
+    for step in range(args.steps):
+        rows = slice(step * args.batch, (step + 1) * args.batch)
+        ids, labels, mask = blocks.input_ids[rows], blocks.labels[rows], blocks.attention_mask[rows]
+        start = time.perf_counter()
+        hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if step == 0 else None
+        if hooks:
+            hooks.__enter__()
+        if loss_module is None:
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        else:
+            total, count = loss_module(ids, mask, labels)
+            loss = total / count
+        if hooks:
+            hooks.__exit__(None, None, None)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_times.append(time.perf_counter() - start)
+        rss_after.append(_rss_mb())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"config": args.config, "model": args.model, "trainable_params": desc.trainable_params,
+            "rss_import_mb": rss_import, "rss_model_mb": rss_model,
+            "saved_for_backward_mb": sum(saved.values()) / 2**20,
+            "rss_end_mb": rss_after[-1], "peak_rss_mb": peak,
+            "step_s": sorted(step_times)[len(step_times) // 2] if len(step_times) > 2 else step_times[-1],
+            "step_times": step_times, "child_s": time.perf_counter() - t0}
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), default="smollm2")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(DEFAULT_CONFIGS),
+                        help="configurations to measure (each in a fresh process)")
+    parser.add_argument("--batch", type=int, default=4, help="rows per step")
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per configuration (>= 2: "
+                        "AdamW allocates its state at the first step)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", dest="config", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.config:
+        print(json.dumps(child(args)))
+        return []
+    rows = []
+    for name in args.configs:
+        print(f"[memory] {args.model} {name} ...", flush=True)
+        rows.append(run_child(Path(__file__), ["--child", name, "--model", args.model, "--batch", str(args.batch),
+                                               "--seq-len", str(args.seq_len), "--steps", str(args.steps),
+                                               "--threads", str(args.threads)]))
+    full = next((r["peak_rss_mb"] for r in rows if r["config"] == "full/hf-loss"), None)
+    for r in rows:
+        r["vs_full_hf"] = r["peak_rss_mb"] / full if full else None
+    print(f"\nPeak RSS, {args.model}, batch {args.batch} x {args.seq_len}, fp32, AdamW, {args.steps} steps "
+          "(each row a fresh process)")
+    print(table(rows, [("config", "config", ""), ("trainable_params", "trainable", ","),
+                       ("rss_import_mb", "after import MB", ".0f"), ("rss_model_mb", "model built MB", ".0f"),
+                       ("saved_for_backward_mb", "saved for bwd MB", ".0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+                       ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f")]))
+    save_results(f"memory_{args.model}", rows, vars(args))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

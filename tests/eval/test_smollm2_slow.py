@@ -1,0 +1,25 @@
+"""SmolLM2-135M-Instruct scores above chance on fixed 200-example subsets (minutes on CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lfl_ray.eval import EvalSpec, MilestoneEvaluator
+
+
+@pytest.mark.slow
+def test_smollm2_is_above_chance_on_hellaswag_and_arc(eval_cache):
+    from lfl_ray.models import load_model, load_tokenizer
+
+    spec = EvalSpec(suites=("hellaswag", "arc_challenge"),
+                    limits={"hellaswag": 200, "arc_challenge": 200}, seed=0, batch_size=8)
+    evaluator = MilestoneEvaluator(spec, "smollm2-135m-instruct", None, None, require_primary=False)
+    result = evaluator(load_model("smollm2-135m-instruct"), load_tokenizer("smollm2-135m-instruct"))
+    m = result.metrics
+    for task in ("hellaswag", "arc_challenge"):
+        print(f"{task}: acc {m[f'{task}_acc']:.3f} ± {m[f'{task}_acc_se']:.3f}, "
+              f"acc_norm {m[f'{task}_acc_norm']:.3f} ± {m[f'{task}_acc_norm_se']:.3f}, "
+              f"margin {m[f'{task}_margin']:.3f} ± {m[f'{task}_margin_se']:.3f} (n=200)")
+    # Chance is 0.25 on both (4 choices); demand 2 SEs above it.
+    for task in ("hellaswag", "arc_challenge"):
+        assert m[f"{task}_acc_norm"] - 2 * m[f"{task}_acc_norm_se"] > 0.25, m
