@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup assets debian-docs demo smoke test test-fast test-slow bench mlflow-ui clean
+.PHONY: setup assets debian-docs demo smoke test test-slow test-all bench mlflow-ui clean
 
 setup: $(VENV)/.installed assets
 
@@ -37,14 +37,15 @@ demo: setup
 smoke: setup
 	$(PY) sweeps/code_ift.py --preset smoke --name smoke-code-ift
 
+# The default suite (~15 min on 2 cores): everything but the tests marked slow.
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
-
-test-fast: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup
 	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
+
+test-all: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -19,6 +19,12 @@ from typing import Any, Callable
 RETRIES = 4
 
 
+def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
+    """The default store of sweeps and analysis: ``sqlite:///<cwd>/mlruns/mlflow.db``
+    (artifacts beside it under ``mlruns/artifacts``)."""
+    return f"sqlite:///{Path(cwd or os.getcwd()).resolve() / 'mlruns' / 'mlflow.db'}"
+
+
 def with_retries(call: Callable[[], Any], what: str, retries: int = RETRIES):
     """Run ``call``; on failure retry with backoff (0.5, 1, 2 s), then raise with context."""
     delay = 0.5

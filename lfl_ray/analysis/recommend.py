@@ -162,14 +162,16 @@ def lora_vs_full(sweep: Sweep, configs: list[Config]) -> Recommendation:
     forget, _ = compare(sweep, lora, full, "forgetting", tokens)
     learns = _more_less(learn, "learns more", "learns less", "learns about as much")
     forgets = _more_less(forget, "forgets more", "forgets less", "forgets about as much")
-    advice = (f"Here LoRA ({lora.label}) {learns} and {forgets} than full FT ({full.label})"
-              f"{_at(tokens)}.")
+    advice = (f"Compared with full FT ({full.label}){_at(tokens)}, LoRA ({lora.label}) {learns} "
+              f"and {forgets}.")
     if learn.sign() > 0 and forget.sign() <= 0:
         advice += " LoRA is the better choice on both counts in this sweep."
     elif learn.sign() < 0 and forget.sign() < 0:
         advice += " Choose by how much forgetting you can afford (see the budgets below)."
-    elif learn.sign() < 0 and forget.sign() >= 0:
+    elif learn.sign() < 0 and forget.sign() > 0:
         advice += " Full FT is the better choice on both counts in this sweep."
+    elif learn.sign() < 0:
+        advice += " Full FT learns more here at no forgetting cost this sweep can measure."
     evidence = (f"learning, LoRA minus full: {learn.text()} ({learn.how})",
                 f"forgetting, LoRA minus full: {forget.text()} ({forget.how})")
     rows = []

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from lfl_ray.errors import ConfigError
+from lfl_ray.tracking import default_tracking_uri
 
 # Metrics logged along training, not at eval milestones.
 TRAINING_METRICS = ("train_loss", "lr", "tokens_per_s", "milestone")
@@ -32,11 +33,6 @@ CONFIG_PARAMS = ("lr", "rank", "alpha", "targets", "weight_decay", "hidden_dropo
                  "loraplus_lr_ratio", "hiddenkey", "optimizer")
 # Params that say how a trial was measured or seeded, not what was trained.
 NON_CONFIG_PARAMS = ("seed", "model", "learning_metric", "forgetting_metric")
-
-
-def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
-    """The sweeps' default store: ``sqlite:///<cwd>/mlruns/mlflow.db``."""
-    return f"sqlite:///{Path(cwd or os.getcwd()).resolve() / 'mlruns' / 'mlflow.db'}"
 
 
 @dataclass(frozen=True)

@@ -98,13 +98,61 @@ class HFBackend:
 
     @torch.no_grad()
     def loglikelihood(self, requests, desc: str = "loglikelihood") -> list[float]:
-        sequences, n_conts = [], []
+        sequences, n_conts, contexts = [], [], []
         for context, continuation in requests:
             ctx, cont = encode_pair(self.tokenizer, context, continuation)
             seq = (ctx + cont)[-(self.max_length + 1):]
             sequences.append(seq)
             n_conts.append(min(len(cont), len(seq) - 1))
-        return self._score(sequences, n_conts, desc)
+            contexts.append(tuple(seq[:len(seq) - n_conts[-1]]))
+        # Prefix sharing: choices of one question share its context; run it once and score
+        # the continuations on its KV cache (HellaSwag ~2x, ARC ~3x fewer tokens).
+        groups: dict = {}
+        for i, ctx in enumerate(contexts):
+            groups.setdefault(ctx, []).append(i)
+        shared = [idx for idx in groups.values() if len(idx) > 1]
+        single = [i for idx in groups.values() if len(idx) == 1 for i in idx]
+        out = [0.0] * len(sequences)
+        for i, score in zip(single, self._score([sequences[i] for i in single],
+                                                [n_conts[i] for i in single], desc)):
+            out[i] = score
+        for idx in tqdm(shared, desc=f"{desc} (shared prefixes)", leave=False,
+                        disable=not desc or not shared):
+            scores = self._score_shared(contexts[idx[0]], [sequences[i][len(contexts[i]):]
+                                                           for i in idx])
+            for i, score in zip(idx, scores):
+                out[i] = score
+        return out
+
+    def _score_shared(self, context: tuple[int, ...], continuations: list[list[int]]) -> list[float]:
+        """Summed log-probs of each continuation after one shared context (one KV cache)."""
+        device = model_device(self.model)
+        pad = self.tokenizer.pad_token_id or 0
+        n, c = len(continuations), len(context)
+        first = self.model(input_ids=torch.tensor([context], device=device), use_cache=True)
+        head = first.logits[0, -1].float().log_softmax(-1)
+        cache = first.past_key_values
+        width = max(len(x) for x in continuations) - 1
+        scores = [float(head[x[0]]) for x in continuations]
+        if width == 0:
+            return scores
+        cache.batch_repeat_interleave(n)
+        ids = torch.full((n, width), pad, dtype=torch.long)
+        mask = torch.zeros((n, c + width), dtype=torch.long)
+        mask[:, :c] = 1
+        for row, x in enumerate(continuations):
+            ids[row, :len(x) - 1] = torch.tensor(x[:-1])
+            mask[row, c:c + len(x) - 1] = 1
+        positions = torch.arange(c, c + width)[None].expand(n, -1)
+        logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            position_ids=positions.to(device), past_key_values=cache,
+                            use_cache=True).logits
+        for row, x in enumerate(continuations):
+            if len(x) > 1:
+                picked = logits[row, :len(x) - 1].float().log_softmax(-1)
+                target = torch.tensor(x[1:], device=picked.device)
+                scores[row] += float(picked.gather(-1, target[:, None]).sum())
+        return scores
 
     @torch.no_grad()
     def generate(self, prompts, *, max_new_tokens: int, stop=(), temperature: float = 0.0,

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     parser.add_argument("--regime", default="code_cpt",
                         help="data regime whose held-out split feeds heldout_loss when --heldout "
                              "is not given")
+    parser.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
+                        help="auto: vLLM when CUDA and the gpu extra are there and no loss "
+                             "suite is asked for, else Hugging Face")
     parser.add_argument("--json", dest="json_out", help="also write the EvalResult as JSON here")
     parser.set_defaults(func=_eval)
 
@@ -76,6 +79,21 @@ def _load(args):
     return model.to(device), load_tokenizer(args.model)
 
 
+def _use_vllm(args, suites) -> bool:
+    from lfl_ray.errors import ConfigError
+    from lfl_ray.eval.backend import vllm_available
+
+    needs_hf = any(s in ("heldout_loss", "general_loss", "drift") for s in suites)
+    if args.backend == "vllm":
+        if not vllm_available():
+            raise ConfigError("--backend", "vllm", "needs CUDA and the gpu extra (pip install "
+                              "'lfl-ray[gpu]')")
+        if needs_hf:
+            raise ConfigError("--backend", "vllm", "loss suites need --backend hf")
+        return True
+    return args.backend == "auto" and vllm_available() and not needs_hf
+
+
 def format_table(result, base=None) -> str:
     """Metrics with SEs (and change from base with paired SE, if given) as aligned text."""
     from lfl_ray.eval.milestone import _difference
@@ -104,10 +122,17 @@ def _eval(args) -> int:
     spec = EvalSpec(suites=suites, limits=limits, seed=args.seed, batch_size=args.batch_size,
                     max_new_tokens=args.max_new_tokens, chat=chat).validate()
     heldout, general = _blocks(args, suites)
-    model, tokenizer = _load(args)
     evaluator = MilestoneEvaluator(spec, args.model, heldout, general, require_primary=False)
     base = evaluator.base() if args.adapter else None
-    result = evaluator(model, tokenizer)
+    if _use_vllm(args, suites):
+        from lfl_ray.eval.backend import VLLMBackend
+        from lfl_ray.models import resolve_model
+
+        engine = VLLMBackend(resolve_model(args.model).location)
+        result = evaluator.evaluate_backend(engine.with_adapter(args.adapter))
+    else:
+        model, tokenizer = _load(args)
+        result = evaluator(model, tokenizer)
     print(format_table(result, base))
     if args.json_out:
         with open(args.json_out, "w") as f:

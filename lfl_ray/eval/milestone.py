@@ -114,20 +114,24 @@ class MilestoneEvaluator:
         """Evaluate a live (tuned, possibly peft-wrapped) model in place; its mode is restored."""
         if "drift" in self.spec.suites and self._drift_ref is None:
             self.base()  # loads the reference from the cache (computes it if absent)
-        result = self._evaluate(model, tokenizer, self.spec.suites)
-        add_mc_mean(result)
-        return result
+        return self._evaluate(model, tokenizer, self.spec.suites)
 
     def _evaluate(self, model, tokenizer, suites) -> EvalResult:
         device = model_device(model)
         backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size)
-        result = EvalResult()
-        start = time.monotonic()
         with eval_mode(model), torch.no_grad(), \
                 torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for suite in suites:
-                result.merge(run_suite(suite, backend, self.spec, self.items(suite),
-                                       drift_ref=self._drift_ref))
+            return self.evaluate_backend(backend, suites)
+
+    def evaluate_backend(self, backend, suites=None) -> EvalResult:
+        """Run ``suites`` (default: all of the spec's) through any backend, e.g. a
+        ``VLLMBackend`` serving a trial's adapter; loss and drift suites need ``HFBackend``."""
+        result = EvalResult()
+        start = time.monotonic()
+        for suite in suites or self.spec.suites:
+            result.merge(run_suite(suite, backend, self.spec, self.items(suite),
+                                   drift_ref=self._drift_ref))
+        add_mc_mean(result)
         result.metrics["eval_seconds"] = time.monotonic() - start
         return result
 

@@ -18,15 +18,10 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from lfl_ray.errors import ConfigError
-from lfl_ray.tracking import with_retries
+from lfl_ray.tracking import default_tracking_uri, with_retries  # noqa: F401
 
 STATUS_TAG = "lfl.status"
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
-
-
-def default_tracking_uri(root: Path | None = None) -> str:
-    root = Path(root or os.getcwd()).resolve()
-    return f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
 
 
 def artifact_root_for(tracking_uri: str) -> str | None:

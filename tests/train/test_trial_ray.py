@@ -80,8 +80,8 @@ def _check_checkpoint(path, method, blocks):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [2, 3])
-@pytest.mark.parametrize("method", [Full(), Lora(rank=8)], ids=["full", "lora"])
+@pytest.mark.parametrize("stage,method", [(2, Full()), (3, Full()), (3, Lora(rank=8))],
+                         ids=["zero2-full", "zero3-full", "zero3-lora"])
 def test_deepspeed_zero_on_cpu(ray_local, pattern_blocks, tmp_path, stage, method):
     cfg = _cfg(method, 2, backend="deepspeed", zero_stage=stage)
     result = _fit(cfg, pattern_blocks, tmp_path, f"ds{stage}-{method.name}")
