@@ -38,12 +38,12 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_child(script: Path, args: list[str], timeout: float = 1800) -> dict:
+def run_child(script: Path, args: list[str], timeout: float = 1800, env: dict | None = None) -> dict:
     """Run ``script --child ...`` in a fresh Python; its last stdout line is a JSON dict."""
     cmd = [sys.executable, str(script), *args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+                          env=dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env or {})))
     wall = time.perf_counter() - start
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -94,3 +94,18 @@ def save_results(name: str, rows: list[dict], args: dict, extra: dict | None = N
 def load_results(name: str) -> dict | None:
     path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def start_ray(num_cpus: int) -> None:
+    """A fresh local Ray with lfl-ray's trial settings (``lfl_ray.ray_runtime.init_ray``'s), never
+    one that another process started with ``ray start`` on this machine (init_ray would join it)."""
+    import ray
+
+    from lfl_ray.ray_runtime import train_env
+
+    if ray.is_initialized():
+        return
+    env = train_env(use_gpu=False)
+    os.environ.update(env)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+             runtime_env={"env_vars": env}, log_to_driver=True)

@@ -118,17 +118,22 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per configuration (>= 2: "
                         "AdamW allocates its state at the first step)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES",
+                        help="run the children with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (fixed threshold: "
+                        "large freed blocks go back to the OS instead of staying in the heap)")
     parser.add_argument("--child", dest="config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.config:
         print(json.dumps(child(args)))
         return []
+    env = {} if args.malloc_mmap_threshold is None else {"MALLOC_MMAP_THRESHOLD_": str(args.malloc_mmap_threshold)}
     rows = []
     for name in args.configs:
         print(f"[memory] {args.model} {name} ...", flush=True)
         rows.append(run_child(Path(__file__), ["--child", name, "--model", args.model, "--batch", str(args.batch),
                                                "--seq-len", str(args.seq_len), "--steps", str(args.steps),
-                                               "--threads", str(args.threads)]))
+                                               "--threads", str(args.threads)], env=env))
+        rows[-1]["malloc_mmap_threshold"] = args.malloc_mmap_threshold
     full = next((r["peak_rss_mb"] for r in rows if r["config"] == "full/hf-loss"), None)
     for r in rows:
         r["vs_full_hf"] = r["peak_rss_mb"] / full if full else None
@@ -138,7 +143,8 @@ def main(argv=None) -> list[dict]:
                        ("rss_import_mb", "after import MB", ".0f"), ("rss_model_mb", "model built MB", ".0f"),
                        ("saved_for_backward_mb", "saved for bwd MB", ".0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
                        ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f")]))
-    save_results(f"memory_{args.model}", rows, vars(args))
+    suffix = "" if args.malloc_mmap_threshold is None else f"_mmap{args.malloc_mmap_threshold}"
+    save_results(f"memory_{args.model}{suffix}", rows, vars(args))
     return rows
 
 

@@ -68,9 +68,9 @@ def main(argv=None) -> list[dict]:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from lfl_ray.ray_runtime import init_ray
+    from harness import start_ray
 
-    init_ray(num_cpus=args.cpus, log=lambda *_: None)
+    start_ray(args.cpus)
     storage = tempfile.mkdtemp(prefix="lfl-bench-threads-")
     rows = []
     for workers, cpus in SETTINGS:

@@ -127,10 +127,10 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--reps", type=int, default=1, help="repetitions; the table shows medians")
     args = parser.parse_args(argv)
 
-    from lfl_ray.ray_runtime import init_ray
+    from harness import start_ray
 
     ship_by_value()
-    init_ray(num_cpus=args.threads, log=lambda *_: None)
+    start_ray(args.threads)
     storage = tempfile.mkdtemp(prefix="lfl-bench-train-")
     blocks = synthetic_blocks(args.batch * args.steps + args.batch, args.seq_len)
     runs: dict[tuple, list[dict]] = {}

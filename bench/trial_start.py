@@ -129,11 +129,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from lfl_ray.ray_runtime import init_ray
+    from harness import start_ray
 
     ship_by_value()
     start = time.time()
-    init_ray(num_cpus=int(args.cpus), log=lambda *_: None)
+    start_ray(int(args.cpus))
     ray_init_s = time.time() - start
     storage = tempfile.mkdtemp(prefix="lfl-bench-start-")
     rows = []

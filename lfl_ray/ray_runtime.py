@@ -49,5 +49,7 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu
         ray.init(address=address, **kwargs)
         log(f"[ray] joined cluster at {address}")
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host, **kwargs)
+        # address="local": a new cluster of our own, never some other Ray that happens to run here.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host,
+                 **kwargs)
         log(f"[ray] started a local cluster ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SMOKE_SECRET = "hf_lflSecretTokenThatMustNeverBeLogged123"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,12 @@ def pattern_blocks():
 
 
 @pytest.fixture(scope="session")
+def hub_secret() -> str:
+    """The fake hub token the smoke sweep runs with (it must appear in no log or store)."""
+    return SMOKE_SECRET
+
+
+@pytest.fixture(scope="session")
 def smoke_sweep(ray_local, tmp_path_factory):
     """The smoke preset of code_ift run for real once per session (tiny model, ~2-3 min):
     a real local Ray, a real sqlite MLflow store. Returns the SweepOutcome."""
@@ -40,5 +47,7 @@ def smoke_sweep(ray_local, tmp_path_factory):
     from lfl_ray.sweep.runner import run_sweep
 
     root = tmp_path_factory.mktemp("smoke_sweep")
+    # A hub token in the environment, as a user on a cluster has one: it must never be logged.
+    os.environ["HF_TOKEN"] = SMOKE_SECRET
     spec = build("code_ift", "smoke", name="smoke-test")
     return run_sweep(spec, tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db", storage_path=str(root / "ray_results"))

@@ -74,7 +74,7 @@ def cpu(regime: str, name: str | None = None) -> SweepSpec:
     cpt = regime.endswith("cpt")
     return SweepSpec(
         name=name or f"cpu-{regime}", regime=regime, model="smollm2-135m-instruct", data_source="offline",
-        max_train_blocks=600, heldout_blocks=32, general_blocks=48,
+        max_train_blocks=600, heldout_blocks=32, general_blocks=32,
         full=(FullGrid(lrs=(3e-5, 1e-4)),),
         lora=(LoraGrid(ranks=(16,), lrs=(3e-4, 1e-3), targets=("all",)),
               LoraGrid(ranks=(64,), lrs=(1e-3,), targets=("all",)),

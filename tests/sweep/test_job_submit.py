@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,11 +28,20 @@ def _ray(*args, env, timeout=180, check=True):
 
 def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
     port, dash = 6391, 8271
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1")
+    # The job's `python` is looked up on the cluster's PATH: the project's venv, as when a user
+    # runs `ray start` from an activated environment.
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1",
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
-    _ray("start", "--head", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+    temp_dir = tempfile.mkdtemp(prefix="lflray", dir="/tmp")  # short: Ray's socket paths must fit
+    _ray("start", "--head", f"--temp-dir={temp_dir}", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
-         "--ray-client-server-port=10011", "--min-worker-port=20000", "--max-worker-port=20999", env=env)
+         # Ports of its own, so it never collides with another Ray on this machine (the test
+         # session's, a user's): a taken dashboard-agent port leaves the job server without an agent.
+         "--ray-client-server-port=10011", "--dashboard-agent-listen-port=52391",
+         "--dashboard-agent-grpc-port=52392", "--metrics-export-port=52393", "--runtime-env-agent-port=52394",
+         "--node-manager-port=52395", "--object-manager-port=52396",
+         "--min-worker-port=20000", "--max-worker-port=20999", env=env)
     try:
         runtime_env = {"excludes": [".venv", ".git", "mlruns", "ray_results", "**/__pycache__", "bench/out"]}
         start = time.perf_counter()
@@ -54,20 +64,17 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
         runs = client.search_runs([client.get_experiment_by_name("job-smoke").experiment_id])
         assert sum(r.data.tags.get("lfl.role") == "trial" for r in runs) == 3
     finally:
-        _stop_cluster(f"127.0.0.1:{port}")
+        _stop_cluster(temp_dir)
 
 
-def _stop_cluster(gcs_address: str) -> None:
-    """Stop only this cluster's processes (`ray stop` would also kill the session's own Ray)."""
+def _stop_cluster(temp_dir: str) -> None:
+    """Stop only this cluster's processes: each names its --temp-dir on its command line
+    (`ray stop` would also kill the test session's own Ray)."""
     import psutil
 
-    procs = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if gcs_address in cmdline or f"--gcs_server_port={gcs_address.rsplit(':', 1)[1]}" in cmdline:
-            procs.append(proc)
+    procs = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
     for proc in procs:
         proc.terminate()
-    _gone, alive = psutil.wait_procs(procs, timeout=10)
+    _gone, alive = psutil.wait_procs(procs, timeout=15)
     for proc in alive:
         proc.kill()

@@ -65,3 +65,39 @@ def test_metrics_at_every_milestone(smoke_sweep):
         checkpoint = Path(child.data.tags["lfl.checkpoint"])
         assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == spec.budget.steps
         assert (checkpoint / "model").is_dir()
+
+
+def test_hub_token_never_logged(smoke_sweep, hub_secret):
+    client, parents, children = _runs(smoke_sweep)
+    for run in parents + children:
+        for value in list(run.data.params.values()) + list(run.data.tags.values()):
+            assert hub_secret not in value
+    store = Path(smoke_sweep.tracking_uri[len("sqlite:///"):]).parent
+    roots = [store, Path(smoke_sweep.storage_path)]
+    scanned = 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                assert hub_secret.encode() not in path.read_bytes(), path
+                scanned += 1
+    assert scanned > 10  # the store, the artifacts and Tune's results were all read
+
+
+def test_report_renders_from_the_real_smoke_sweep(smoke_sweep, tmp_path):
+    import re
+
+    from lfl_ray.analysis.report import build_report
+    from lfl_ray.analysis.runs import load_sweep
+
+    sweep = load_sweep(smoke_sweep.name, smoke_sweep.tracking_uri)
+    path = build_report(sweep, tmp_path / "report")
+    html = Path(path).read_text()
+    assert "Recommendations" in html or "recommendations" in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 3
+    for name in re.findall(r'([\w-]+\.png)', html):
+        assert (tmp_path / "report" / name).exists(), name
+    assert "rank" in html.lower()  # weight-change spectra of the real checkpoints
+    client, parents, _ = _runs(smoke_sweep)
+    logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "analysis")}
+    assert any(p.endswith("report.html") for p in logged)
