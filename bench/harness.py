@@ -107,5 +107,14 @@ def start_ray(num_cpus: int) -> None:
         return
     env = train_env(use_gpu=False)
     os.environ.update(env)
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-             runtime_env={"env_vars": env}, log_to_driver=True)
+    # On an overloaded machine the dashboard can miss its start-up deadline; single trials
+    # run without it (sweeps need it for clean-up after early stops: retry first).
+    for dashboard in (True, True, False):
+        try:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                     runtime_env={"env_vars": env}, log_to_driver=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - report and retry
+            print(f"[bench] ray.init (dashboard={dashboard}) failed: {type(exc).__name__}: {str(exc)[:200]}")
+            ray.shutdown()
+    raise RuntimeError("could not start a local Ray")

@@ -83,6 +83,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--preset", choices=("smoke", "cpu"), default="smoke")
     parser.add_argument("--schedulers", nargs="+", choices=("asha", "none"), default=["asha", "none"])
     args = parser.parse_args(argv)
+    from harness import start_ray
+
+    start_ray(2)  # a fresh local Ray (run_sweep's init_ray would join a `ray start` cluster on this host)
     root = Path(tempfile.mkdtemp(prefix="lfl-bench-sweep-"))
     rows = [run_once(args.preset, s, root) for s in args.schedulers]
     print(f"\nSweep efficiency, preset {args.preset} (code_ift), seconds; overhead = wall - training compute - "
