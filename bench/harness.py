@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = Path(os.environ.get("LFL_BENCH_RESULTS") or BENCH_DIR / "results")
+"""Where result files go (tests point LFL_BENCH_RESULTS elsewhere)."""
 REPO = BENCH_DIR.parent
 MODELS = {"tiny": "tiny-llama", "smollm2": "smollm2-135m-instruct"}
 """Short names on the command line -> lfl-ray model specs."""

@@ -52,6 +52,10 @@ def child(args) -> dict:
 
     method_name, loss_kind, chunk, dropout, ckpt = CONFIGS[args.config]
     torch.set_num_threads(args.threads)
+    if args.heap_fix:
+        from lfl_ray.train.loop import limit_heap_retention
+
+        limit_heap_retention()
     torch.manual_seed(0)
     rss_import = _rss_mb()
     model = load_model(MODELS[args.model], dtype=torch.float32)
@@ -78,6 +82,8 @@ def child(args) -> dict:
         return t
 
     step_times, rss_after = [], []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_marks = [(usage.ru_utime, usage.ru_stime)]
     for step in range(args.steps):
         rows = slice(step * args.batch, (step + 1) * args.batch)
         ids, labels, mask = blocks.input_ids[rows], blocks.labels[rows], blocks.attention_mask[rows]
@@ -97,6 +103,8 @@ def child(args) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step_times.append(time.perf_counter() - start)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_marks.append((usage.ru_utime, usage.ru_stime))
         rss_after.append(_rss_mb())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"config": args.config, "model": args.model, "trainable_params": desc.trainable_params,
@@ -104,7 +112,11 @@ def child(args) -> dict:
             "saved_for_backward_mb": sum(saved.values()) / 2**20,
             "rss_end_mb": rss_after[-1], "peak_rss_mb": peak,
             "step_s": sorted(step_times)[len(step_times) // 2] if len(step_times) > 2 else step_times[-1],
-            "step_times": step_times, "child_s": time.perf_counter() - t0}
+            "step_times": step_times, "child_s": time.perf_counter() - t0,
+            # CPU seconds per step after the first (user, system): steadier than wall time on a shared machine.
+            "cpu_user_s": (cpu_marks[-1][0] - cpu_marks[1][0]) / max(1, len(cpu_marks) - 2),
+            "cpu_sys_s": (cpu_marks[-1][1] - cpu_marks[1][1]) / max(1, len(cpu_marks) - 2),
+            "heap_fix": bool(args.heap_fix)}
 
 
 def main(argv=None) -> list[dict]:
@@ -121,6 +133,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES",
                         help="run the children with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (fixed threshold: "
                         "large freed blocks go back to the OS instead of staying in the heap)")
+    parser.add_argument("--heap-fix", action="store_true",
+                        help="call lfl_ray.train.loop.limit_heap_retention() first, as the training loop does on CPU")
     parser.add_argument("--child", dest="config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.config:
@@ -132,7 +146,7 @@ def main(argv=None) -> list[dict]:
         print(f"[memory] {args.model} {name} ...", flush=True)
         rows.append(run_child(Path(__file__), ["--child", name, "--model", args.model, "--batch", str(args.batch),
                                                "--seq-len", str(args.seq_len), "--steps", str(args.steps),
-                                               "--threads", str(args.threads)], env=env))
+                                               "--threads", str(args.threads)] + (["--heap-fix"] if args.heap_fix else []), env=env))
         rows[-1]["malloc_mmap_threshold"] = args.malloc_mmap_threshold
     full = next((r["peak_rss_mb"] for r in rows if r["config"] == "full/hf-loss"), None)
     for r in rows:
@@ -142,8 +156,10 @@ def main(argv=None) -> list[dict]:
     print(table(rows, [("config", "config", ""), ("trainable_params", "trainable", ","),
                        ("rss_import_mb", "after import MB", ".0f"), ("rss_model_mb", "model built MB", ".0f"),
                        ("saved_for_backward_mb", "saved for bwd MB", ".0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
-                       ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f")]))
-    suffix = "" if args.malloc_mmap_threshold is None else f"_mmap{args.malloc_mmap_threshold}"
+                       ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f"),
+                       ("cpu_user_s", "CPU user s/step", ".2f"), ("cpu_sys_s", "CPU sys s/step", ".2f")]))
+    suffix = ("" if args.malloc_mmap_threshold is None else f"_mmap{args.malloc_mmap_threshold}") + \
+        ("_heapfix" if args.heap_fix else "")
     save_results(f"memory_{args.model}{suffix}", rows, vars(args))
     return rows
 

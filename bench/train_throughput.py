@@ -98,7 +98,7 @@ def trial_run(model_name: str, method: str, workers: int, blocks, steps: int, ba
     if result.error is not None:
         raise result.error
     records = probe.records()
-    ready = next(r for r in records if r["step"] == 0 and "tokens" not in r["metrics"])
+    ready = next(r for r in records if "trainable_params" in r["metrics"])
     reports = [r for r in records if "tokens_per_s" in r["metrics"]]
     tokens_per_step = batch * blocks.seq_len
     first, last = reports[0], reports[-1]

@@ -109,8 +109,8 @@ def real_trial(model: str, method: str, workers: int, data, cpus: float, storage
     if result.error is not None:
         raise result.error
     records = probe.records()
-    ready = next(r for r in records if r["step"] == 0 and "tokens" not in r["metrics"])
-    reports = [r for r in records if "tokens" in r["metrics"]]
+    ready = next(r for r in records if "trainable_params" in r["metrics"])
+    reports = [r for r in records if "tokens_per_s" in r["metrics"]]
     return {"ready": ready["t"] - start, "to_first_step": reports[0]["t"] - start,
             "step_s": reports[1]["t"] - reports[0]["t"] if len(reports) > 1 else None,
             "fit_s": end - start}

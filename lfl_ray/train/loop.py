@@ -81,6 +81,30 @@ class BatchStream:
                 "labels": self.blocks.labels[rows]}
 
 
+MMAP_THRESHOLD_ENV = "LFL_RAY_MMAP_THRESHOLD"
+"""Bytes; when set, CPU workers call ``limit_heap_retention`` with it (off by default)."""
+
+
+def limit_heap_retention(threshold: int = 128 * 1024) -> bool:
+    """Make glibc give large freed blocks back to the OS at once (lower peak RSS on CPU).
+
+    glibc serves blocks below its mmap threshold from the heap and raises that threshold (up
+    to 32 MB) whenever a large mmapped block is freed, so activation-sized tensors soon live
+    in the heap, where freed ones stay resident. On SmolLM2 (batch 4 x 256) that kept 1.3-1.7
+    GB resident under LoRA: peak RSS 3.6-4.1 GB -> 2.3 GB with a fixed 128 KB threshold, but
+    every large tensor then costs fresh page faults: about +3 CPU-s of system time per step
+    (bench/memory.py, RESULTS.md), so it is opt-in via LFL_RAY_MMAP_THRESHOLD for runs that
+    are short of memory. Returns False where glibc's mallopt is not available.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def _threads_for(cfg: TrialConfig) -> int:
     forced = os.environ.get("LFL_RAY_THREADS")
     return int(forced) if forced else max(1, int(round(cfg.cpus_per_worker)))
@@ -125,6 +149,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(_threads_for(cfg))
+    if not cfg.use_gpu and os.environ.get(MMAP_THRESHOLD_ENV):
+        limit_heap_retention(int(os.environ[MMAP_THRESHOLD_ENV]))
+    eval_threads = _threads_for(cfg) * (1 if cfg.use_gpu or cfg.backend == "deepspeed" and cfg.zero_stage == 3
+                                        else ctx.get_local_world_size())
     device = ray.train.torch.get_device() if cfg.use_gpu else torch.device("cpu")
     bf16 = cfg.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     zero3 = cfg.backend == "deepspeed" and cfg.zero_stage == 3
@@ -238,7 +266,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             checkpoint_dir = None
             if at_milestone:
                 metrics["milestone"] = cfg.eval_steps.index(step) + 1
-                metrics.update(_evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens))
+                metrics.update(_evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens,
+                                         eval_threads))
                 checkpoint_dir = _save(model, optimizer, scheduler, cfg, rank, zero3, step, tokens)
             from ray.train import Checkpoint
 
@@ -250,8 +279,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         undo()
 
 
-def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens) -> dict:
-    """Milestone evaluation: rank 0 evaluates (all ranks under ZeRO-3, which must gather)."""
+def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens,
+              eval_threads: int) -> dict:
+    """Milestone evaluation: rank 0 evaluates (all ranks under ZeRO-3, which must gather).
+    On CPU, rank 0 borrows the cores of its node's ranks while they wait at the barrier."""
     if evaluator is None:
         return {}
     import torch.distributed as dist
@@ -260,10 +291,14 @@ def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, to
     if rank == 0 or zero3:
         from lfl_ray.models import load_tokenizer
 
-        was_training = model.training
+        was_training, train_threads = model.training, torch.get_num_threads()
         model.eval()
-        result = evaluator(model, load_tokenizer(cfg.model))
-        model.train(was_training)
+        torch.set_num_threads(eval_threads)
+        try:
+            result = evaluator(model, load_tokenizer(cfg.model))
+        finally:
+            torch.set_num_threads(train_threads)
+            model.train(was_training)
         if rank == 0:
             metrics = evaluator.compare(result, base_result) if base_result is not None else dict(result.metrics)
             if logger is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import random_blocks
+from eval_blocks import random_blocks
 from lfl_ray.eval.loss import block_drift, block_losses, drift_reference
 
 

@@ -8,7 +8,7 @@ import cloudpickle
 import pytest
 import torch
 
-from conftest import random_blocks
+from eval_blocks import random_blocks
 from lfl_ray.errors import ConfigError
 from lfl_ray.eval import EvalResult, EvalSpec, MilestoneEvaluator
 
