@@ -52,4 +52,34 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu
         # address="local": a new cluster of our own, never some other Ray that happens to run here.
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host,
                  **kwargs)
+        _claim_current_cluster(ray.get_runtime_context().gcs_address)
         log(f"[ray] started a local cluster ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
+
+
+def _claim_current_cluster(gcs_address: str) -> None:
+    """Point Ray's "current cluster" file at our local cluster while it lives.
+
+    Ray Train's placement-group cleaner and state queries inside the cluster find the GCS
+    through that file; if another Ray on this machine (a `ray start` cluster) wrote it last,
+    they query the wrong cluster, time out, and the next trial can hang. The previous
+    pointer is restored when this process exits.
+    """
+    import atexit
+
+    from ray._private.utils import get_ray_address_file, read_ray_address, write_ray_address
+
+    previous = read_ray_address()
+    write_ray_address(gcs_address)
+
+    def restore() -> None:
+        if read_ray_address() != gcs_address:
+            return
+        if previous:
+            write_ray_address(previous)
+        else:
+            try:
+                os.remove(get_ray_address_file(None))
+            except OSError:
+                pass
+
+    atexit.register(restore)

@@ -34,6 +34,9 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1",
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
+    from ray._private.utils import get_ray_address_file, read_ray_address, write_ray_address
+
+    pointer = read_ray_address()  # `ray start` repoints Ray's "current cluster" file: put it back after
     temp_dir = tempfile.mkdtemp(prefix="lflray", dir="/tmp")  # short: Ray's socket paths must fit
     _ray("start", "--head", f"--temp-dir={temp_dir}", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
@@ -66,6 +69,10 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
         assert sum(r.data.tags.get("lfl.role") == "trial" for r in runs) == 3
     finally:
         _stop_cluster(temp_dir)
+        if pointer:
+            write_ray_address(pointer)
+        else:
+            Path(get_ray_address_file(None)).unlink(missing_ok=True)
 
 
 def _stop_cluster(temp_dir: str) -> None:
