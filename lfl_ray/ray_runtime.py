@@ -25,7 +25,8 @@ def train_env(use_gpu: bool) -> dict[str, str]:
     env = dict(TRAIN_ENV)
     if use_gpu:
         env.pop("DS_ACCELERATOR")
-    for key in ("LFL_RAY_CACHE", "LFL_RAY_THREADS", "HF_HUB_OFFLINE"):
+    for key in ("LFL_RAY_CACHE", "LFL_RAY_DATA_CACHE", "LFL_RAY_THREADS", "LFL_RAY_MMAP_THRESHOLD",
+                "HF_HUB_OFFLINE"):
         if key in os.environ:
             env[key] = os.environ[key]
     return env

@@ -29,16 +29,15 @@ def _ray(*args, env, timeout=180, check=True):
 
 def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
     port, dash = 6391, 8271
+    # A Ray temp root of its own (RAY_TMPDIR): `ray start` writes its "current cluster" pointer
+    # there, so this cluster's processes find their own GCS and the session's Ray keeps its own.
+    temp_dir = tempfile.mkdtemp(prefix="lflray", dir="/tmp")  # short: Ray's socket paths must fit
     # The job's `python` is looked up on the cluster's PATH: the project's venv, as when a user
     # runs `ray start` from an activated environment.
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.1",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_TMPDIR=temp_dir)
     env.pop("RAY_ADDRESS", None)
-    from ray._private.utils import get_ray_address_file, read_ray_address, write_ray_address
-
-    pointer = read_ray_address()  # `ray start` repoints Ray's "current cluster" file: put it back after
-    temp_dir = tempfile.mkdtemp(prefix="lflray", dir="/tmp")  # short: Ray's socket paths must fit
-    _ray("start", "--head", f"--temp-dir={temp_dir}", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+    _ray("start", "--head", f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
          # Ports of its own, so it never collides with another Ray on this machine (the test
          # session's, a user's): a taken dashboard-agent port leaves the job server without an agent.
@@ -69,18 +68,21 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
         assert sum(r.data.tags.get("lfl.role") == "trial" for r in runs) == 3
     finally:
         _stop_cluster(temp_dir)
-        if pointer:
-            write_ray_address(pointer)
-        else:
-            Path(get_ray_address_file(None)).unlink(missing_ok=True)
+
 
 
 def _stop_cluster(temp_dir: str) -> None:
-    """Stop only this cluster's processes: each names its --temp-dir on its command line
-    (`ray stop` would also kill the test session's own Ray)."""
+    """Stop only this cluster's processes, found by their Ray temp root (`ray stop` would also
+    kill the test session's own Ray)."""
     import psutil
 
-    procs = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
+    def ours(proc) -> bool:
+        try:
+            return temp_dir in " ".join(proc.cmdline()) or proc.environ().get("RAY_TMPDIR") == temp_dir
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    procs = [p for p in psutil.process_iter() if ours(p)]
     for proc in procs:
         proc.terminate()
     _gone, alive = psutil.wait_procs(procs, timeout=15)
