@@ -72,15 +72,16 @@ def _claim_current_cluster(gcs_address: str) -> None:
     previous = read_ray_address()
     write_ray_address(gcs_address)
 
-    def restore() -> None:
+    def restore() -> None:  # at exit: plain file writes (logging may already be shut down)
         if read_ray_address() != gcs_address:
             return
-        if previous:
-            write_ray_address(previous)
-        else:
-            try:
+        try:
+            if previous:
+                with open(get_ray_address_file(None), "w") as handle:
+                    handle.write(previous)
+            else:
                 os.remove(get_ray_address_file(None))
-            except OSError:
-                pass
+        except OSError:
+            pass
 
     atexit.register(restore)

@@ -1,7 +1,12 @@
 """Optimizers for a trial: AdamW (default) or decoupled Lion (the paper's LionW).
 
 Weight decay follows the usual rule: matrices decay, biases and norm weights do not.
-LoRA+ gives each adapter's B matrix ``ratio`` times the learning rate of A.
+LoRA+ gives each adapter's B matrix ``ratio`` times the learning rate of A, as its own
+parameter group. With DeepSpeed this optimizer is passed as the client optimizer, so the
+groups survive; DeepSpeed's own config-built optimizers (and an ``optimizer`` block in the
+DeepSpeed JSON) would rebuild one group at one rate and silently drop the ratio, and a
+DeepSpeed ``scheduler`` block would overwrite the per-group rates: lfl-ray uses neither and
+steps a LambdaLR, which scales every group's own base rate.
 """
 
 from __future__ import annotations
