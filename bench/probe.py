@@ -49,3 +49,19 @@ def ship_by_value() -> None:
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def fit_with_probe(cfg, data, *, name: str, storage: str) -> tuple[float, float, list[dict]]:
+    """Run one trial on Ray Train with a ProbeLogger; returns (start, end, probe records)."""
+    import tempfile
+
+    from lfl_ray.train.trial import build_trainer
+
+    probe = ProbeLogger(tempfile.mktemp(prefix="lfl-probe-", suffix=".jsonl"))
+    trainer = build_trainer(cfg, data, name=name, storage_path=storage, logger=probe)
+    start = time.time()
+    result = trainer.fit()
+    end = time.time()
+    if result.error is not None:
+        raise result.error
+    return start, end, probe.records()

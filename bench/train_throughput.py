@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import MODELS, median, save_results, synthetic_blocks, table  # noqa: E402
-from probe import ProbeLogger, ship_by_value  # noqa: E402
+from probe import fit_with_probe, ship_by_value  # noqa: E402
 
 RUNNERS = ("bare", "bare+lfl-loss", "trial", "ddp2")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -83,21 +83,13 @@ def trial_run(model_name: str, method: str, workers: int, blocks, steps: int, ba
     """One lfl-ray trial on Ray Train; steady rate and overheads from the probe logger's timestamps."""
     from lfl_ray.methods import Full, Lora
     from lfl_ray.train.config import TrialConfig
-    from lfl_ray.train.trial import build_trainer
 
     cfg = TrialConfig(model=MODELS[model_name], method=Full() if method == "full" else Lora(rank=16, targets="all"),
                       micro_batch_size=batch // workers, global_batch_size=batch, total_steps=steps,
                       report_every=report_every, num_workers=workers, cpus_per_worker=threads / workers,
                       warmup_steps=0, save_checkpoints=False, schedule="constant")
-    probe = ProbeLogger(tempfile.mktemp(prefix="lfl-probe-", suffix=".jsonl"))
-    trainer = build_trainer(cfg, blocks, name=f"bench-{model_name}-{method}-{workers}w-{time.time_ns()}",
-                            storage_path=storage, logger=probe)
-    start = time.time()
-    result = trainer.fit()
-    end = time.time()
-    if result.error is not None:
-        raise result.error
-    records = probe.records()
+    name = f"bench-{model_name}-{method}-{workers}w-{time.time_ns()}"
+    start, end, records = fit_with_probe(cfg, blocks, name=name, storage=storage)
     ready = next(r for r in records if "trainable_params" in r["metrics"])
     reports = [r for r in records if "tokens_per_s" in r["metrics"]]
     tokens_per_step = batch * blocks.seq_len

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import MODELS, median, save_results, synthetic_blocks, table  # noqa: E402
-from probe import ProbeLogger, ship_by_value  # noqa: E402
+from probe import fit_with_probe, ship_by_value  # noqa: E402
 
 PHASES = ("worker_group", "imports", "model_load", "method", "data", "loss_optim", "ddp", "first_step")
 
@@ -96,19 +96,11 @@ def breakdown(model: str, method: str, workers: int, data, cpus: float, storage:
 def real_trial(model: str, method: str, workers: int, data, cpus: float, storage: str, batch: int) -> dict:
     from lfl_ray.methods import Full, Lora
     from lfl_ray.train.config import TrialConfig
-    from lfl_ray.train.trial import build_trainer
 
     cfg = TrialConfig(model=MODELS[model], method=Lora(rank=16, targets="all") if method == "lora" else Full(),
                       micro_batch_size=batch // workers, global_batch_size=batch, total_steps=2, report_every=1,
                       num_workers=workers, cpus_per_worker=cpus / workers, save_checkpoints=False)
-    probe = ProbeLogger(tempfile.mktemp(prefix="lfl-probe-", suffix=".jsonl"))
-    trainer = build_trainer(cfg, data, name=f"start-{time.time_ns()}", storage_path=storage, logger=probe)
-    start = time.time()
-    result = trainer.fit()
-    end = time.time()
-    if result.error is not None:
-        raise result.error
-    records = probe.records()
+    start, end, records = fit_with_probe(cfg, data, name=f"start-{time.time_ns()}", storage=storage)
     ready = next(r for r in records if "trainable_params" in r["metrics"])
     reports = [r for r in records if "tokens_per_s" in r["metrics"]]
     return {"ready": ready["t"] - start, "to_first_step": reports[0]["t"] - start,

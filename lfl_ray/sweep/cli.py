@@ -34,7 +34,7 @@ def parser(description: str, presets: tuple[str, ...], default: str,
 
 def apply_overrides(spec, overrides: dict):
     """Apply dotted overrides (``{"budget": {"steps": 80}}`` or ``{"budget.steps": 80}``)."""
-    from lfl_ray.sweep.spec import Budget, FullGrid, LoraGrid, Resources
+    from lfl_ray.sweep.spec import FullGrid, LoraGrid
 
     nested: dict = {}
     for key, value in overrides.items():
@@ -63,7 +63,6 @@ def apply_overrides(spec, overrides: dict):
                                  for g in value)
         else:
             changes[key] = tuple(value) if isinstance(value, list) else value
-    del Budget, Resources
     return replace(spec, **changes)
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from lfl_ray.errors import ConfigError
-from lfl_ray.tracking import default_tracking_uri, with_retries  # noqa: F401
+from lfl_ray.tracking import with_retries
 
 STATUS_TAG = "lfl.status"
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")

@@ -17,7 +17,8 @@ from lfl_ray.sweep import mlflow_runs
 from lfl_ray.sweep.cost import ASSUMED_MFU, trial_cost
 from lfl_ray.sweep.space import grid_points
 from lfl_ray.sweep.spec import SweepSpec
-from lfl_ray.sweep.trainable import SweepContext, point_of, run_trial_in_tune
+from lfl_ray.sweep.trainable import SweepContext, run_trial_in_tune
+from lfl_ray.tracking import default_tracking_uri
 from lfl_ray.train.config import FaultInjection
 
 FAULTS_ENV = "LFL_RAY_FAULTS"
@@ -108,7 +109,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     log(plan_table(spec, points if spec.search == "grid" else points[: spec.num_samples]))
     if dry_run:
         return None
-    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow_runs.default_tracking_uri()
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     mlflow_runs.check_tracking_uri(tracking_uri)
     storage = _storage(storage_path)
     experiment_path = f"{storage.rstrip('/')}/{spec.name}"
@@ -129,12 +130,11 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     evaluator = base = None
     if data is None:
         data, _regime, evaluator, base = _prepare_evals(spec, log)
-        logger = mlflow_runs.client(tracking_uri)
         from lfl_ray.tracking import RunLogger
 
-        RunLogger(tracking_uri, parent).log_metrics({f"base/{k}": v for k, v in base.metrics.items()}, step=0)
-        RunLogger(tracking_uri, parent).log_json(base.to_json(), "evals/base.json")
-        del logger
+        parent_log = RunLogger(tracking_uri, parent)
+        parent_log.log_metrics({f"base/{k}": v for k, v in base.metrics.items()}, step=0)
+        parent_log.log_json(base.to_json(), "evals/base.json")
     context = SweepContext(spec, tracking_uri, experiment_id, parent, data, f"{experiment_path}/train",
                            evaluator, base, faults)
     trainable = tune.with_resources(tune.with_parameters(run_trial_in_tune, context=context), {"cpu": 0.01})

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from lfl_ray.errors import ConfigError
-from lfl_ray.sweep import Budget, FullGrid, LoraGrid, Resources
+from lfl_ray.sweep import FullGrid, LoraGrid, Resources
 from lfl_ray.sweep.cli import sweep_main
 from lfl_ray.sweep.presets import PRESETS, build
 from lfl_ray.sweep.space import grid_points, trial_config
