@@ -14,13 +14,15 @@
 #
 # The server runs in its own process group (setsid) whose id is kept in
 # $MLFLOW_HOME/server.pgid, so `stop` ends the whole group. Job execution is off: with it
-# on, mlflow leaves huey_consumer processes behind. It listens on MLFLOW_HOST (default
-# 0.0.0.0, all of the head's interfaces) because trials on GPU nodes log to it; keep port
-# 5000 out of every security group / firewall rule and reach it through SSH forwarding.
+# on, mlflow leaves huey_consumer processes behind. It listens on MLFLOW_HOST, by default
+# 127.0.0.1 (loopback only). A multi-node cluster sets MLFLOW_HOST=0.0.0.0 explicitly
+# (cluster/*.yaml do) because trials on GPU nodes log to it; the script then prints a
+# warning. Keep port 5000 out of every security group / firewall rule and reach the UI
+# through SSH forwarding.
 set -euo pipefail
 
 MLFLOW_HOME=${MLFLOW_HOME:-$HOME/mlflow}
-MLFLOW_HOST=${MLFLOW_HOST:-0.0.0.0}
+MLFLOW_HOST=${MLFLOW_HOST:-127.0.0.1}
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 DB=$MLFLOW_HOME/mlflow.db
 PGID_FILE=$MLFLOW_HOME/server.pgid
@@ -40,8 +42,17 @@ stop() {
   return 1
 }
 
+warn_if_exposed() {
+  case "$MLFLOW_HOST" in
+    127.*|localhost|::1) ;;
+    *) echo "mlflow-server: WARNING: listening on $MLFLOW_HOST:$MLFLOW_PORT, reachable from the" \
+            "network with no authentication; firewall the port and use SSH forwarding" >&2 ;;
+  esac
+}
+
 start() {
   local prefix=${1:?usage: mlflow-server.sh start PREFIX}
+  warn_if_exposed
   mkdir -p "$MLFLOW_HOME"
   stop
   if [ ! -f "$DB" ] && python -c "import pyarrow.fs as fs; fs.copy_files('$prefix/mlflow/mlflow.db', '$DB')" 2>/dev/null; then

@@ -4,12 +4,15 @@
   0.1 s makes reporting cheap (field notes: 38 s -> 2 s over a 20-step loop).
 - A local Ray starts with the dashboard (Train's cleanup after an early stop needs it) bound
   to 127.0.0.1; binding elsewhere needs an explicit host and prints a warning.
+- A local Ray gets a temp root of its own, so two sweeps on one machine never mix clusters.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+
+from lfl_ray.errors import ConfigError
 
 TRAIN_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
@@ -32,6 +35,27 @@ def train_env(use_gpu: bool) -> dict[str, str]:
     return env
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def check_dashboard_host(host) -> str:
+    """``host`` if it is an IP address or ``localhost``; ConfigError otherwise (before Ray starts)."""
+    import ipaddress
+
+    try:
+        if host != "localhost":
+            ipaddress.ip_address(host)
+    except (TypeError, ValueError):
+        raise ConfigError("--dashboard-host", host, "must be an IP address to bind the local Ray "
+                          "dashboard to: 127.0.0.1 (default, loopback only) or e.g. 0.0.0.0 "
+                          "(every interface; prints a warning)") from None
+    return host
+
+
 def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu: bool = False,
              dashboard_host: str = "127.0.0.1", log=print) -> None:
     """Join the cluster in RAY_ADDRESS/``address`` (``ray job submit``) or start a local one."""
@@ -41,20 +65,46 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu
         return
     env = train_env(use_gpu)
     os.environ.update(env)  # a local cluster's workers inherit the driver's environment
-    if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
-        warnings.warn(f"Ray dashboard bound to {dashboard_host}: reachable from the network; "
-                      "prefer 127.0.0.1 and SSH/`ray dashboard` port forwarding", stacklevel=2)
     address = address or os.environ.get("RAY_ADDRESS")
+    check_dashboard_host(dashboard_host)
+    if not address and not is_loopback(dashboard_host):
+        message = (f"Ray dashboard bound to {dashboard_host}: it is reachable from the network and "
+                   "runs jobs for whoever reaches it; prefer 127.0.0.1 with SSH or `ray dashboard` "
+                   "port forwarding")
+        warnings.warn(message, stacklevel=2)
+        log(f"[ray] WARNING: {message}")
     kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=True)
     if address:
         ray.init(address=address, **kwargs)
         log(f"[ray] joined cluster at {address}")
     else:
         # address="local": a new cluster of our own, never some other Ray that happens to run here.
+        temp_root = _private_temp_root()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host=dashboard_host,
                  **kwargs)
         _claim_current_cluster(ray.get_runtime_context().gcs_address)
-        log(f"[ray] started a local cluster ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
+        log(f"[ray] started a local cluster ({ray.cluster_resources().get('CPU', 0):.0f} CPUs); "
+            f"its logs: {temp_root}/ray/session_latest/logs")
+
+
+def _private_temp_root() -> str:
+    """Give this process's local cluster a Ray temp root of its own (RAY_TMPDIR).
+
+    Processes inside a cluster find its GCS through ``<temp root>/ray/ray_current_cluster``;
+    with the shared /tmp/ray, two sweeps on one machine (or a sweep and a `ray start`
+    cluster) would overwrite each other's pointer and query the wrong cluster. A RAY_TMPDIR
+    the user set is kept; one inherited from another lfl-ray process is replaced.
+    """
+    import tempfile
+
+    owner = os.environ.get("LFL_RAY_TMPDIR_OWNER")
+    if "RAY_TMPDIR" in os.environ and owner in (None, str(os.getpid())):
+        return os.environ["RAY_TMPDIR"]
+    # Short: Ray's unix sockets live below it and their paths are limited to 107 bytes.
+    root = tempfile.mkdtemp(prefix="lfl-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    os.environ["RAY_TMPDIR"] = root
+    os.environ["LFL_RAY_TMPDIR_OWNER"] = str(os.getpid())
+    return root
 
 
 def _claim_current_cluster(gcs_address: str) -> None:

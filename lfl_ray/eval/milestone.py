@@ -110,15 +110,20 @@ class MilestoneEvaluator:
                           groups={"drift_kl": list(self.items("drift").doc_ids)})
         return part, self._drift_ref.to_state()
 
-    def __call__(self, model, tokenizer) -> EvalResult:
-        """Evaluate a live (tuned, possibly peft-wrapped) model in place; its mode is restored."""
+    def __call__(self, model, tokenizer, *, completions: tuple[str, ...] = ()) -> EvalResult:
+        """Evaluate a live (tuned, possibly peft-wrapped) model in place; its mode is restored.
+        ``completions`` (fault injection only) replace the model's generated text."""
         if "drift" in self.spec.suites and self._drift_ref is None:
             self.base()  # loads the reference from the cache (computes it if absent)
-        return self._evaluate(model, tokenizer, self.spec.suites)
+        return self._evaluate(model, tokenizer, self.spec.suites, completions)
 
-    def _evaluate(self, model, tokenizer, suites) -> EvalResult:
+    def _evaluate(self, model, tokenizer, suites, completions: tuple[str, ...] = ()) -> EvalResult:
         device = model_device(model)
         backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size)
+        if completions:
+            from lfl_ray.eval.scripted import ScriptedBackend
+
+            backend = ScriptedBackend(backend, completions)
         with eval_mode(model), torch.no_grad(), \
                 torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             return self.evaluate_backend(backend, suites)

@@ -28,6 +28,9 @@ def parser(description: str, presets: tuple[str, ...], default: str,
                    "are kept, unfinished ones resume from their last checkpoint")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default from the preset)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the trial table and cost; start nothing")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="where a local Ray binds its dashboard (default 127.0.0.1, loopback only; "
+                   "anything else is reachable from the network and prints a warning)")
     p.add_argument("--spec-file", help="a JSON or YAML file of SweepSpec overrides (e.g. budget.steps: 80)")
     return p
 
@@ -102,7 +105,8 @@ def sweep_main(regime: str | None, description: str, build: Callable[[str, str, 
         from lfl_ray.sweep.runner import run_sweep
 
         run_sweep(spec, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
-                  dry_run=args.dry_run, max_concurrent=args.max_concurrent)
+                  dry_run=args.dry_run, max_concurrent=args.max_concurrent,
+                  dashboard_host=args.dashboard_host)
     except (ConfigError, AssetMissingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

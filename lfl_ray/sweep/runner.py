@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lfl_ray.errors import ConfigError
+from lfl_ray.ray_runtime import check_dashboard_host
 from lfl_ray.sweep import mlflow_runs
 from lfl_ray.sweep.cost import ASSUMED_MFU, trial_cost
 from lfl_ray.sweep.space import grid_points
@@ -35,7 +36,7 @@ class SweepOutcome:
     parent_run_id: str
     storage_path: str
     statuses: dict[str, str]
-    """Trial key -> FINISHED / FAILED / EARLY_STOPPED."""
+    """Trial key -> FINISHED / FAILED / EARLY_STOPPED / INTERRUPTED (Ctrl-C; --resume continues)."""
     seconds: float
 
 
@@ -100,11 +101,13 @@ def _prepare_evals(spec: SweepSpec, log):
 
 def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path: str | None = None,
               resume: bool = False, dry_run: bool = False, max_concurrent: int | None = None,
-              data=None, log=print) -> SweepOutcome | None:
-    """Run ``spec`` on Ray Tune (local Ray or the cluster in RAY_ADDRESS); None on dry runs."""
+              data=None, dashboard_host: str = "127.0.0.1", log=print) -> SweepOutcome | None:
+    """Run ``spec`` on Ray Tune (local Ray or the cluster in RAY_ADDRESS); None on dry runs.
+    ``dashboard_host`` is where a local Ray binds its dashboard (loopback unless asked)."""
     if max_concurrent is not None:
         spec = replace(spec, resources=replace(spec.resources, max_concurrent=max_concurrent))
     spec.validate()
+    check_dashboard_host(dashboard_host)
     points = grid_points(spec)
     log(plan_table(spec, points if spec.search == "grid" else points[: spec.num_samples]))
     if dry_run:
@@ -124,7 +127,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     from lfl_ray.sweep.status import TrialStatusCallback, reconcile
 
     started = time.perf_counter()
-    init_ray(use_gpu=spec.resources.use_gpu, log=log)
+    init_ray(use_gpu=spec.resources.use_gpu, dashboard_host=dashboard_host, log=log)
     experiment_id = mlflow_runs.ensure_experiment(tracking_uri, spec.name)
     parent = mlflow_runs.start_parent(tracking_uri, experiment_id, spec, resume=resume)
     evaluator = base = None
@@ -135,8 +138,10 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
         parent_log = RunLogger(tracking_uri, parent)
         parent_log.log_metrics({f"base/{k}": v for k, v in base.metrics.items()}, step=0)
         parent_log.log_json(base.to_json(), "evals/base.json")
-    context = SweepContext(spec, tracking_uri, experiment_id, parent, data, f"{experiment_path}/train",
-                           evaluator, base, faults)
+    # Train checkpoints live under the parent run: --resume (same parent) finds them, while a
+    # new sweep of a reused name never picks up an old sweep's finished checkpoints.
+    context = SweepContext(spec, tracking_uri, experiment_id, parent, data,
+                           f"{experiment_path}/train/{parent}", evaluator, base, faults)
     trainable = tune.with_resources(tune.with_parameters(run_trial_in_tune, context=context), {"cpu": 0.01})
     callback = TrialStatusCallback(spec, tracking_uri, experiment_id, parent)
     if resume:
@@ -154,12 +159,21 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     except BaseException as exc:
         mlflow_runs.end_run(tracking_uri, parent, "FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    mlflow_runs.end_run(tracking_uri, parent, "FINISHED")
+    interrupted = sum(s == "INTERRUPTED" for s in statuses.values())
+    if interrupted:
+        mlflow_runs.end_run(tracking_uri, parent, "KILLED", lfl_status="INTERRUPTED")
+    else:
+        mlflow_runs.end_run(tracking_uri, parent, "FINISHED")
     seconds = time.perf_counter() - started
     log(f"[sweep] {spec.name}: {sum(s == 'FINISHED' for s in statuses.values())} finished, "
         f"{sum(s == 'EARLY_STOPPED' for s in statuses.values())} early-stopped, "
-        f"{sum(s == 'FAILED' for s in statuses.values())} failed in {seconds:.0f} s; MLflow: {tracking_uri} "
-        f"(experiment {spec.name!r}); open the UI with `make mlflow-ui`")
+        f"{sum(s == 'FAILED' for s in statuses.values())} failed"
+        + (f", {interrupted} interrupted" if interrupted else "")
+        + f" in {seconds:.0f} s; MLflow: {tracking_uri} (experiment {spec.name!r}); "
+        "open the UI with `make mlflow-ui`")
+    if interrupted:
+        log(f"[sweep] interrupted: run the same command with --resume to continue {spec.name!r} "
+            "from the last checkpoints")
     return SweepOutcome(spec.name, tracking_uri, experiment_id, parent, experiment_path, statuses, seconds)
 
 

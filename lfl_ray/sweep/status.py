@@ -3,7 +3,8 @@
 The trainable ends its own run when it finishes or raises; a trial stopped by ASHA (or a
 killed trial actor) cannot, so this callback and the end-of-sweep reconciliation close
 those runs: KILLED with ``lfl.status=EARLY_STOPPED`` when the scheduler stopped it early,
-FAILED with the error otherwise. No run is left RUNNING.
+KILLED with ``lfl.status=INTERRUPTED`` when the user stopped the sweep (Ctrl-C; ``--resume``
+continues it), FAILED with the error otherwise. No run is left RUNNING.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from lfl_ray.sweep.spec import SweepSpec
 
 
 def _close(spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: str, key: str,
-           last: dict | None, error: str | None) -> str:
+           last: dict | None, error: str | None, *, interrupted: bool = False) -> str:
     runs = mlflow_runs.find_runs(tracking_uri, experiment_id,
                                  f"tags.`lfl.trial_key` = '{key}' and tags.`mlflow.parentRunId` = '{parent_id}'")
     complete = bool(last) and last.get("step") == spec.budget.steps
-    status = "FAILED" if error else ("FINISHED" if complete else "EARLY_STOPPED")
+    status = "FAILED" if error else ("FINISHED" if complete else
+                                     "INTERRUPTED" if interrupted else "EARLY_STOPPED")
     checkpoint = (last or {}).get("checkpoint_path")  # added by TuneReportCallback at milestones
     for run in runs:
         if checkpoint and run.data.tags.get("lfl.checkpoint") != checkpoint:
             mlflow_runs.client(tracking_uri).set_tag(run.info.run_id, "lfl.checkpoint", checkpoint)
         if run.info.status == "RUNNING":
-            mlflow_status = {"FAILED": "FAILED", "FINISHED": "FINISHED", "EARLY_STOPPED": "KILLED"}[status]
+            mlflow_status = {"FAILED": "FAILED", "FINISHED": "FINISHED", "EARLY_STOPPED": "KILLED",
+                             "INTERRUPTED": "KILLED"}[status]
             recorded = run.data.tags.get("lfl.error")
-            if status == "EARLY_STOPPED" and recorded:
+            if status in ("EARLY_STOPPED", "INTERRUPTED") and recorded:
                 # The scheduler's stop tore down the run's workers: not a failure of the trial.
                 mlflow_runs.client(tracking_uri).delete_tag(run.info.run_id, "lfl.error")
             mlflow_runs.end_run(tracking_uri, run.info.run_id, mlflow_status,
@@ -64,14 +67,20 @@ class TrialStatusCallback(Callback):
 
 
 def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: str) -> dict[str, str]:
-    """Final status of every trial in ``results``; closes any run still RUNNING."""
+    """Final status of every trial in ``results``; closes any run still RUNNING.
+
+    A trial that ended short of its budget without an error and without a scheduler stop
+    was cut off by the user (Ctrl-C): INTERRUPTED, which ``--resume`` continues."""
     from lfl_ray.sweep.trainable import point_of
+    from lfl_ray.train.loop import stop_requested
 
     statuses: dict[str, str] = {}
     for result in results:
         key = point_of(spec, result.config)["key"]
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"[-5000:]
-        statuses[key] = _close(spec, tracking_uri, experiment_id, parent_id, key, result.metrics, error)
+        interrupted = error is None and not stop_requested(f"{parent_id}:{key}")
+        statuses[key] = _close(spec, tracking_uri, experiment_id, parent_id, key, result.metrics, error,
+                               interrupted=interrupted)
     for run in mlflow_runs.find_runs(tracking_uri, experiment_id,
                                      f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"):
         mlflow_runs.end_run(tracking_uri, run.info.run_id, "KILLED", lfl_status="EARLY_STOPPED")

@@ -27,6 +27,9 @@ class FaultInjection:
     """Make the loss NaN at this step (the NaN guard must stop the trial)."""
     kill_worker_at_step: int | None = None
     """os._exit the rank-1 worker at this step (tests Ray Train's worker-group restart)."""
+    hostile_completions: tuple[str, ...] = ()
+    """Text that replaces the model's generations at every milestone eval (cycled over the
+    prompts), so a test runs hostile programs through a trial's whole eval and sandbox."""
     only_first_attempt: bool = True
     """Inject only when the trial starts fresh (not when resumed from a checkpoint)."""
 

@@ -295,7 +295,8 @@ def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, to
         model.eval()
         torch.set_num_threads(eval_threads)
         try:
-            result = evaluator(model, load_tokenizer(cfg.model))
+            hostile = cfg.fault.hostile_completions if cfg.fault is not None else ()
+            result = evaluator(model, load_tokenizer(cfg.model), completions=hostile)
         finally:
             torch.set_num_threads(train_threads)
             model.train(was_training)

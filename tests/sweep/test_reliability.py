@@ -115,3 +115,62 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         assert children[key].info.run_id == run_id  # the same run: not re-run, no duplicate
         history = MlflowClient(uri).get_metric_history(run_id, "learning")
         assert len(history) == 3  # milestones logged once each
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_sweep_interrupted_and_resume_finishes_it(tmp_path):
+    """Ctrl-C is neither a failure nor an early stop: runs end KILLED/INTERRUPTED, --resume finishes."""
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("scheduler: none\nlora: []\nfull: [{lrs: [0.002, 0.001]}]\n"
+                         "budget: {steps: 12, milestones: [4, 8, 12], warmup_steps: 1}\n")
+    cmd = [sys.executable, str(REPO / "sweeps/code_ift.py"), "--preset", "smoke", "--name", "ctrlc",
+           "--tracking-uri", uri, "--storage-path", str(tmp_path / "rr"), "--spec-file", str(spec_file)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True, text=True)
+    deadline, cut = time.time() + 600, None
+    while time.time() < deadline and cut is None:
+        time.sleep(2)
+        try:
+            children, _ = _children(uri, "ctrlc")
+        except Exception:  # noqa: BLE001 - store still being created
+            continue
+        for run in children.values():
+            if run.info.status == "RUNNING" and MlflowClient(uri).get_metric_history(run.info.run_id, "learning"):
+                cut = run.data.tags["lfl.trial_key"]
+    assert cut, "the sweep did not reach a first milestone"
+    os.kill(first.pid, signal.SIGINT)
+    out, _ = first.communicate(timeout=300)
+    assert "interrupted: run the same command with --resume" in out, out[-3000:]
+    children, runs = _children(uri, "ctrlc")
+    assert children[cut].info.status == "KILLED" and children[cut].data.tags["lfl.status"] == "INTERRUPTED"
+    parent = next(r for r in runs if r.data.tags.get("lfl.role") == "sweep")
+    assert parent.info.status == "KILLED" and parent.data.tags["lfl.status"] == "INTERRUPTED"
+
+    second = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    children, runs = _children(uri, "ctrlc")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs), \
+        [(r.info.run_name, r.info.status) for r in runs]
+    steps = {m.step for m in MlflowClient(uri).get_metric_history(children[cut].info.run_id, "learning")}
+    assert len(steps) == 3  # its milestones, continued from the checkpoint
+
+
+def test_a_new_sweep_of_a_reused_name_trains_from_scratch(ray_local, tmp_path):
+    """Re-running a finished sweep without --resume trains again: old checkpoints in the same
+    storage folder are not taken as the new trials' progress."""
+    spec = replace(build("code_ift", "smoke", name="again"), scheduler="none", lora=(),
+                   full=(FullGrid(lrs=(2e-3,)),), budget=replace(build("code_ift", "smoke").budget,
+                                                                 steps=4, milestones=(4,)))
+    runs = []
+    for attempt in range(2):
+        uri = f"sqlite:///{tmp_path}/store{attempt}/mlflow.db"
+        outcome = run_sweep(spec, tracking_uri=uri, storage_path=str(tmp_path / "rr"))
+        assert list(outcome.statuses.values()) == ["FINISHED"]
+        children, _ = _children(uri, "again")
+        (run,) = children.values()
+        runs.append(run)
+        history = MlflowClient(uri).get_metric_history(run.info.run_id, "learning")
+        assert [m.step for m in history] == [4 * 4 * 256]  # trained to its milestone and evaluated, again
+    assert runs[0].data.tags["lfl.checkpoint"] != runs[1].data.tags["lfl.checkpoint"]

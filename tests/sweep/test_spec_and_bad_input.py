@@ -159,3 +159,8 @@ def test_paper_preset_follows_the_paper():
     assert spec.resources.backend == "deepspeed" and spec.resources.zero_stage == 3
     math = build("math_ift", "paper")
     assert math.budget.seq_len == 1024 and math.budget.global_batch_size == 768
+
+
+def test_bad_dashboard_host(tmp_path, monkeypatch, capsys):
+    err = _run(["--dashboard-host", "every-interface"], tmp_path, monkeypatch, capsys)
+    assert "--dashboard-host" in err and "every-interface" in err and "127.0.0.1" in err
