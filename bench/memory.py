@@ -56,6 +56,12 @@ def child(args) -> dict:
         from lfl_ray.train.loop import limit_heap_retention
 
         limit_heap_retention()
+    trim = None
+    if args.trim:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        trim = lambda: libc.malloc_trim(0)  # noqa: E731
     torch.manual_seed(0)
     rss_import = _rss_mb()
     model = load_model(MODELS[args.model], dtype=torch.float32)
@@ -98,10 +104,14 @@ def child(args) -> dict:
             loss = total / count
         if hooks:
             hooks.__exit__(None, None, None)
+        if args.trim:
+            trim()  # forward's temporaries are free; the saved activations are not
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if args.trim:
+            trim()
         step_times.append(time.perf_counter() - start)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_marks.append((usage.ru_utime, usage.ru_stime))
@@ -116,7 +126,7 @@ def child(args) -> dict:
             # CPU seconds per step after the first (user, system): steadier than wall time on a shared machine.
             "cpu_user_s": (cpu_marks[-1][0] - cpu_marks[1][0]) / max(1, len(cpu_marks) - 2),
             "cpu_sys_s": (cpu_marks[-1][1] - cpu_marks[1][1]) / max(1, len(cpu_marks) - 2),
-            "heap_fix": bool(args.heap_fix)}
+            "heap_fix": bool(args.heap_fix), "trim": bool(args.trim)}
 
 
 def main(argv=None) -> list[dict]:
@@ -135,6 +145,9 @@ def main(argv=None) -> list[dict]:
                         "large freed blocks go back to the OS instead of staying in the heap)")
     parser.add_argument("--heap-fix", action="store_true",
                         help="call lfl_ray.train.loop.limit_heap_retention() first, as the training loop does on CPU")
+    parser.add_argument("--trim", action="store_true",
+                        help="call glibc's malloc_trim(0) after each forward and each optimizer step "
+                        "(returns freed heap pages to the OS at two points per step)")
     parser.add_argument("--child", dest="config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.config:
@@ -146,7 +159,8 @@ def main(argv=None) -> list[dict]:
         print(f"[memory] {args.model} {name} ...", flush=True)
         rows.append(run_child(Path(__file__), ["--child", name, "--model", args.model, "--batch", str(args.batch),
                                                "--seq-len", str(args.seq_len), "--steps", str(args.steps),
-                                               "--threads", str(args.threads)] + (["--heap-fix"] if args.heap_fix else []), env=env))
+                                               "--threads", str(args.threads)] + (["--heap-fix"] if args.heap_fix else [])
+                                              + (["--trim"] if args.trim else []), env=env))
         rows[-1]["malloc_mmap_threshold"] = args.malloc_mmap_threshold
     full = next((r["peak_rss_mb"] for r in rows if r["config"] == "full/hf-loss"), None)
     for r in rows:
@@ -159,7 +173,7 @@ def main(argv=None) -> list[dict]:
                        ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f"),
                        ("cpu_user_s", "CPU user s/step", ".2f"), ("cpu_sys_s", "CPU sys s/step", ".2f")]))
     suffix = ("" if args.malloc_mmap_threshold is None else f"_mmap{args.malloc_mmap_threshold}") + \
-        ("_heapfix" if args.heap_fix else "")
+        ("_heapfix" if args.heap_fix else "") + ("_trim" if args.trim else "")
     save_results(f"memory_{args.model}{suffix}", rows, vars(args))
     return rows
 

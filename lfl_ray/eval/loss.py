@@ -59,22 +59,42 @@ def _positions(labels: torch.Tensor) -> torch.Tensor:
     return labels[:, 1:] != IGNORE_INDEX
 
 
-@torch.no_grad()
 def block_losses(model, blocks: TokenBlocks, *, batch_size: int = 8,
                  desc: str = "loss") -> list[float]:
     """Mean next-token loss of each block over its labelled positions."""
+    return scan_blocks(model, blocks, batch_size=batch_size, desc=desc)[0]
+
+
+@torch.no_grad()
+def scan_blocks(model, blocks: TokenBlocks, *, batch_size: int = 8, losses: bool = True,
+                reference: "DriftReference | None" = None,
+                desc: str = "") -> tuple[list[float] | None, list[float] | None]:
+    """One forward pass over ``blocks`` for both per-block numbers: the mean next-token loss
+    (when ``losses``) and the mean coarse KL(base || model) against ``reference`` (when
+    given). General-text loss and drift share their blocks, so a milestone pays one pass."""
+    if reference is not None and len(reference.token_ids) != len(blocks):
+        raise ValueError(f"drift reference covers {len(reference.token_ids)} blocks, "
+                         f"the general set has {len(blocks)}: rebuild it with base()")
     device = model_device(model)
-    out: list[float] = []
+    nlls: list[float] | None = [] if losses else None
+    kls: list[float] | None = [] if reference is not None else None
     batches = list(_batches(blocks, batch_size))
-    for _, ids, labels, mask in tqdm(batches, desc=desc, leave=False, disable=not desc):
+    for start, ids, labels, mask in tqdm(batches, desc=desc, leave=False, disable=not desc):
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         logp = logits[:, :-1].float().log_softmax(-1)
+        del logits
         target = labels[:, 1:].to(device)
         keep = target != IGNORE_INDEX
-        nll = -logp.gather(-1, target.clamp_min(0)[..., None])[..., 0]
-        nll = (nll * keep).sum(1) / keep.sum(1).clamp_min(1)
-        out.extend(float(x) for x in nll)
-    return out
+        if nlls is not None:
+            nll = -logp.gather(-1, target.clamp_min(0)[..., None])[..., 0]
+            nll = (nll * keep).sum(1) / keep.sum(1).clamp_min(1)
+            nlls.extend(float(x) for x in nll)
+        if kls is not None:
+            for row in range(ids.shape[0]):
+                kl = coarse_kl(reference.logprobs[start + row].to(device), logp[row][keep[row]],
+                               reference.token_ids[start + row].to(device))
+                kls.append(float(kl.mean()) if kl.numel() else 0.0)
+    return nlls, kls
 
 
 @torch.no_grad()
@@ -107,22 +127,8 @@ def coarse_kl(p_logprobs: torch.Tensor, q_logprobs_full: torch.Tensor,
     return kl_top + kl_rest
 
 
-@torch.no_grad()
 def block_drift(model, blocks: TokenBlocks, reference: DriftReference, *, batch_size: int = 8,
                 desc: str = "drift") -> list[float]:
     """Mean per-token coarse KL(base || model) of each block."""
-    if len(reference.token_ids) != len(blocks):
-        raise ValueError(f"drift reference covers {len(reference.token_ids)} blocks, "
-                         f"the general set has {len(blocks)}: rebuild it with base()")
-    device = model_device(model)
-    out: list[float] = []
-    batches = list(_batches(blocks, batch_size))
-    for start, ids, labels, mask in tqdm(batches, desc=desc, leave=False, disable=not desc):
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        logq = logits[:, :-1].float().log_softmax(-1)
-        keep = _positions(labels).to(device)
-        for row in range(ids.shape[0]):
-            kl = coarse_kl(reference.logprobs[start + row].to(device), logq[row][keep[row]],
-                           reference.token_ids[start + row].to(device))
-            out.append(float(kl.mean()) if kl.numel() else 0.0)
-    return out
+    return scan_blocks(model, blocks, batch_size=batch_size, losses=False, reference=reference,
+                       desc=desc)[1]

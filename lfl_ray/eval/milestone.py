@@ -22,7 +22,7 @@ from lfl_ray.eval.result import EvalResult
 from lfl_ray.eval.spec import MC_SUITES, EvalSpec
 from lfl_ray.eval.stats import paired_se
 from lfl_ray.eval.suites import (MC_HEADLINE, add_mc_mean, items_fingerprint, load_items,
-                                 run_suite)
+                                 run_general_and_drift, run_suite)
 
 GENERATION_KEYS = ("chat", "max_new_tokens", "code_samples", "code_temperature")
 
@@ -133,7 +133,14 @@ class MilestoneEvaluator:
         ``VLLMBackend`` serving a trial's adapter; loss and drift suites need ``HFBackend``."""
         result = EvalResult()
         start = time.monotonic()
-        for suite in suites or self.spec.suites:
+        suites = list(suites or self.spec.suites)
+        if ("general_loss" in suites and "drift" in suites and self._drift_ref is not None
+                and self.spec.limit("general_loss") == self.spec.limit("drift")):
+            # Same blocks (same source, limit and seed): one forward pass serves both.
+            result.merge(run_general_and_drift(backend, self.spec, self.items("general_loss"),
+                                               self._drift_ref))
+            suites = [s for s in suites if s not in ("general_loss", "drift")]
+        for suite in suites:
             result.merge(run_suite(suite, backend, self.spec, self.items(suite),
                                    drift_ref=self._drift_ref))
         add_mc_mean(result)

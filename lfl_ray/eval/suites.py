@@ -65,6 +65,7 @@ def _summary(result: EvalResult, metric: str, values: list[float], groups: list[
 
 
 def _hf(backend, suite):
+    backend = getattr(backend, "inner", backend)  # a ScriptedBackend scores with its model
     if not isinstance(backend, HFBackend):
         raise ConfigError("suite", suite, "loss and drift suites need the Hugging Face backend")
     return backend.model
@@ -155,6 +156,20 @@ def run_diversity(backend, spec: EvalSpec, problems: list[dict]) -> EvalResult:
     for n in range(1, 5):
         _summary(result, f"diversity_distinct_{n}",
                  [diversity.distinct_n(o, n) for o in outputs], ids)
+    return result
+
+
+def run_general_and_drift(backend, spec: EvalSpec, blocks, drift_ref) -> EvalResult:
+    """``general_loss`` and ``drift`` from one forward pass over their shared blocks."""
+    from lfl_ray.eval.loss import scan_blocks
+
+    model = _hf(backend, "general_loss")
+    losses, kls = scan_blocks(model, blocks, batch_size=spec.batch_size, reference=drift_ref,
+                              desc="general_loss+drift")
+    result = EvalResult()
+    _summary(result, "general_loss", losses, blocks.doc_ids)
+    result.metrics["general_ppl"] = math.exp(result.metrics["general_loss"])
+    _summary(result, "drift_kl", kls, blocks.doc_ids)
     return result
 
 

@@ -90,3 +90,29 @@ def test_spec_validation_names_the_field():
     with pytest.raises(ConfigError, match="general"):
         MilestoneEvaluator(EvalSpec(), "tiny-llama", random_blocks(2, 8, 0, 2), None)
     assert EvalSpec(suites=["gsm8k", "heldout_loss", "general_loss"]).validate().suites[0] == "gsm8k"
+
+
+def test_general_loss_and_drift_share_one_forward_pass(eval_cache, tiny_model, tiny_tokenizer):
+    from lfl_ray.eval.backend import HFBackend
+    from lfl_ray.eval.suites import run_suite
+
+    spec = EvalSpec(suites=("general_loss", "drift"), batch_size=4)
+    evaluator = MilestoneEvaluator(spec, "tiny-llama", None, random_blocks(8, 24, seed=2, docs=4),
+                                   require_primary=False)
+    evaluator.base()
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    calls = []
+    hook = tiny_model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        merged = evaluator(tiny_model, tiny_tokenizer)
+    finally:
+        hook.remove()
+    assert len(calls) == 2  # 8 blocks at batch 4, once for both metrics (not 4 passes)
+    backend = HFBackend(tiny_model, tiny_tokenizer, batch_size=4)
+    for suite, metric in (("general_loss", "general_loss"), ("drift", "drift_kl")):
+        alone = run_suite(suite, backend, spec, evaluator.items(suite), drift_ref=evaluator._drift_ref)
+        assert merged.items[metric] == pytest.approx(alone.items[metric], rel=1e-5, abs=1e-7)
+        assert merged.metrics[metric] == pytest.approx(alone.metrics[metric], rel=1e-5, abs=1e-7)
+    assert merged.metrics["drift_kl"] > 0 and "general_ppl" in merged.metrics
