@@ -98,24 +98,8 @@ def load_results(name: str) -> dict | None:
 
 
 def start_ray(num_cpus: int) -> None:
-    """A fresh local Ray with lfl-ray's trial settings (``lfl_ray.ray_runtime.init_ray``'s), never
-    one that another process started with ``ray start`` on this machine (init_ray would join it)."""
-    import ray
+    """A fresh local Ray of the benchmark's own, with lfl-ray's trial settings (``init_ray``:
+    never another process's cluster, its own temp root, the dashboard on 127.0.0.1)."""
+    from lfl_ray.ray_runtime import init_ray
 
-    from lfl_ray.ray_runtime import train_env
-
-    if ray.is_initialized():
-        return
-    env = train_env(use_gpu=False)
-    os.environ.update(env)
-    # On an overloaded machine the dashboard can miss its start-up deadline; single trials
-    # run without it (sweeps need it for clean-up after early stops: retry first).
-    for dashboard in (True, True, False):
-        try:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
-                     runtime_env={"env_vars": env}, log_to_driver=True)
-            return
-        except Exception as exc:  # noqa: BLE001 - report and retry
-            print(f"[bench] ray.init (dashboard={dashboard}) failed: {type(exc).__name__}: {str(exc)[:200]}")
-            ray.shutdown()
-    raise RuntimeError("could not start a local Ray")
+    init_ray(num_cpus=num_cpus)

@@ -6,10 +6,11 @@ scheduler off (every trial runs to the end). From MLflow it sums, per trial, the
 compute (each report window's tokens / its tokens_per_s) and the milestone evaluations
 (``eval_seconds``); the base-model eval time comes from the driver's log; the rest of the
 wall time is Ray/Tune/Train/MLflow overhead (start-up, scheduling, worker groups, reporting,
-checkpoints, logging). The cpu preset takes ~45 min on 2 cores: pass ``--preset cpu`` only if
-you have the time.
+checkpoints, logging). The cpu preset takes ~49 min on 2 cores: rather than running it
+again, analyse the demo's sweep with ``--experiment``.
 
     .venv/bin/python bench/sweep_efficiency.py --preset smoke
+    .venv/bin/python bench/sweep_efficiency.py --experiment demo-code-ift   # after `make demo`
 """
 
 from __future__ import annotations
@@ -77,18 +78,55 @@ def run_once(preset: str, scheduler: str, root: Path) -> dict:
             "statuses": outcome.statuses}
 
 
+def from_experiment(name: str, tracking_uri: str) -> dict:
+    """The same split for a sweep that already ran (e.g. ``make demo``), from its MLflow runs:
+    wall time = the parent run's start to end."""
+    from types import SimpleNamespace
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        raise SystemExit(f"--experiment: no MLflow experiment {name!r} in {tracking_uri}")
+    parents = [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
+               if r.data.tags.get("lfl.role") == "sweep" and r.info.end_time]
+    if not parents:
+        raise SystemExit(f"--experiment: {name!r} has no finished sweep run")
+    parent = parents[0]
+    wall = (parent.info.end_time - parent.info.start_time) / 1000
+    trials, train_s, eval_s = _trial_times(SimpleNamespace(tracking_uri=tracking_uri,
+                                                           experiment_id=experiment.experiment_id))
+    best = max((t["learning"] for t in trials if t["learning"] is not None), default=None)
+    return {"scheduler": parent.data.params.get("scheduler", "?"), "wall_s": wall, "train_s": train_s,
+            "eval_s": eval_s, "base_eval_s": 0.0, "overhead_s": wall - train_s - eval_s,
+            "train_fraction": train_s / wall, "tokens": sum(t["tokens"] for t in trials),
+            "best_learning": best, "trials": trials,
+            "statuses": {t["trial"]: t["status"] for t in trials}}
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=("smoke", "cpu"), default="smoke")
     parser.add_argument("--schedulers", nargs="+", choices=("asha", "none"), default=["asha", "none"])
+    parser.add_argument("--experiment", help="analyse this finished sweep instead of running one "
+                        "(e.g. demo-code-ift after `make demo`); the base eval counts as overhead")
+    parser.add_argument("--tracking-uri", default=None, help="with --experiment (default: ./mlruns)")
     args = parser.parse_args(argv)
-    from harness import start_ray
+    if args.experiment:
+        from lfl_ray.tracking import default_tracking_uri
 
-    start_ray(2)  # a fresh local Ray (run_sweep's init_ray would join a `ray start` cluster on this host)
-    root = Path(tempfile.mkdtemp(prefix="lfl-bench-sweep-"))
-    rows = [run_once(args.preset, s, root) for s in args.schedulers]
-    print(f"\nSweep efficiency, preset {args.preset} (code_ift), seconds; overhead = wall - training compute - "
+        rows = [from_experiment(args.experiment, args.tracking_uri or default_tracking_uri())]
+        label = f"experiment {args.experiment}"
+    else:
+        from harness import start_ray
+
+        start_ray(2)  # a fresh local Ray of the benchmark's own
+        root = Path(tempfile.mkdtemp(prefix="lfl-bench-sweep-"))
+        rows = [run_once(args.preset, s, root) for s in args.schedulers]
+        label = f"preset {args.preset} (code_ift)"
+    print(f"\nSweep efficiency, {label}, seconds; overhead = wall - training compute - "
           "milestone evals - base eval (includes ray.init, MLflow, worker groups, reports, checkpoints)")
     print(table(rows, [("scheduler", "scheduler", ""), ("wall_s", "wall", ".0f"), ("train_s", "training compute", ".1f"),
                        ("eval_s", "milestone evals", ".1f"), ("base_eval_s", "base eval", ".1f"),
@@ -99,7 +137,10 @@ def main(argv=None) -> list[dict]:
         print(f"\nASHA vs full grid: {asha['tokens'] / grid['tokens']:.0%} of the tokens, "
               f"{asha['wall_s'] / grid['wall_s']:.0%} of the wall time; best learning {asha['best_learning']:.4f} vs "
               f"{grid['best_learning']:.4f}")
-    save_results(f"sweep_efficiency_{args.preset}", rows, vars(args))
+    print(table(rows[0]["trials"], [("trial", "trial", ""), ("status", "status", ""), ("tokens", "tokens", ","),
+                                    ("train_s", "training s", ".1f"), ("eval_s", "evals s", ".1f"),
+                                    ("learning", "learning", ".4f")]))
+    save_results(f"sweep_efficiency_{args.experiment or args.preset}", rows, vars(args))
     return rows
 
 

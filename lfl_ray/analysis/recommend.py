@@ -141,8 +141,8 @@ def learning_rates(sweep: Sweep, configs: list[Config]) -> Recommendation:
                 f"{lora.estimate('learning').plain()}",
                 f"ratio LoRA/full of the best LRs: {ratio:.3g}x"]
     if len(alternatives) > 1:
-        evidence.append("LRs within noise of the best give ratios of another kind: "
-                        "the ratio is not settled by this sweep")
+        evidence.append("learning rates within noise of the best give other LoRA/full ratios: "
+                        "this sweep does not settle the ratio")
         verdict = NOISE
     direction = "higher" if ratio > 1 else "lower" if ratio < 1 else "the same as"
     advice = (f"Use lr {_lr(full.lr)} for full FT and {_lr(lora.lr)} for LoRA: LoRA's best LR is "
@@ -248,8 +248,8 @@ def rank_trend(sweep: Sweep, configs: list[Config]) -> Recommendation:
     low, high = per_rank[ranks[0]], per_rank[ranks[-1]]
     diff, tokens = compare(sweep, high, low, "learning")
     forget, _ = compare(sweep, high, low, "forgetting", tokens)
-    change = _more_less(diff, "learns more", "learns less", "learns about as much")
-    advice = (f"r={ranks[-1]} {change} than r={ranks[0]}: {diff.text()} ({diff.how}){_at(tokens)}"
+    change = _more_less(diff, "learns more than", "learns less than", "learns about as much as")
+    advice = (f"r={ranks[-1]} {change} r={ranks[0]}: {diff.text()} ({diff.how}){_at(tokens)}"
               f"; its forgetting differs by {forget.text()}.")
     if diff.sign() > 0:
         advice += " Prefer the higher rank if its extra forgetting is affordable."
