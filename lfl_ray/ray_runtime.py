@@ -24,9 +24,6 @@ TRAIN_ENV = {
 }
 
 
-PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
-
-
 def train_env(use_gpu: bool) -> dict[str, str]:
     env = dict(TRAIN_ENV)
     if use_gpu:
@@ -68,10 +65,6 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu
         return
     env = train_env(use_gpu)
     address = address or os.environ.get("RAY_ADDRESS")
-    if not address:
-        # One machine is never preempted: no watcher actor per trial (a Python process that
-        # competes with the workers' start on a small machine). A user's setting wins.
-        env[PREEMPTION_WATCHER] = os.environ.get(PREEMPTION_WATCHER, "0")
     os.environ.update(env)  # a local cluster's workers inherit the driver's environment
     check_dashboard_host(dashboard_host)
     if not address and not is_loopback(dashboard_host):
