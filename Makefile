@@ -37,7 +37,7 @@ demo: setup
 smoke: setup
 	$(PY) sweeps/code_ift.py --preset smoke --name smoke-code-ift
 
-# The default suite (7 min on a quiet 2-core machine, 14 under load): all but the tests marked slow.
+# The default suite (8 min on a quiet 2-core machine: 434 tests): all but the tests marked slow.
 test: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -23,7 +23,7 @@ from lfl_ray.tracking import default_tracking_uri
 from lfl_ray.train.config import FaultInjection
 
 FAULTS_ENV = "LFL_RAY_FAULTS"
-"""Test-only: 'INDEX:KIND@STEP,...' with KIND in raise|nan|kill; INDEX = trial order in the grid."""
+"""Test-only: 'INDEX:KIND@STEP,...' with KIND in raise|nan|oom|kill; INDEX = trial order in the grid."""
 
 
 @dataclass
@@ -43,11 +43,12 @@ class SweepOutcome:
 def parse_faults(text: str | None, points: list[dict]) -> dict[str, FaultInjection]:
     faults: dict[str, FaultInjection] = {}
     for item in filter(None, (text or "").split(",")):
-        match = re.fullmatch(r"\s*(\d+):(raise|nan|kill)@(\d+)\s*", item)
+        match = re.fullmatch(r"\s*(\d+):(raise|nan|oom|kill)@(\d+)\s*", item)
         if not match or int(match.group(1)) >= len(points):
-            raise ConfigError(FAULTS_ENV, item, f"must be INDEX:raise|nan|kill@STEP with INDEX < {len(points)}")
+            raise ConfigError(FAULTS_ENV, item, f"must be INDEX:raise|nan|oom|kill@STEP with INDEX < {len(points)}")
         index, kind, step = int(match.group(1)), match.group(2), int(match.group(3))
-        arg = {"raise": "raise_at_step", "nan": "nan_at_step", "kill": "kill_worker_at_step"}[kind]
+        arg = {"raise": "raise_at_step", "nan": "nan_at_step", "oom": "oom_at_step",
+               "kill": "kill_worker_at_step"}[kind]
         faults[points[index]["key"]] = FaultInjection(**{arg: step})
     return faults
 

@@ -25,6 +25,8 @@ class FaultInjection:
     """Raise a RuntimeError when this optimizer step is reached."""
     nan_at_step: int | None = None
     """Make the loss NaN at this step (the NaN guard must stop the trial)."""
+    oom_at_step: int | None = None
+    """Ask the allocator for 1 PiB at this step: a real out-of-memory error in the loop."""
     kill_worker_at_step: int | None = None
     """os._exit the rank-1 worker at this step (tests Ray Train's worker-group restart)."""
     hostile_completions: tuple[str, ...] = ()

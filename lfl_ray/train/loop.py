@@ -132,6 +132,9 @@ def _inject_fault(cfg: TrialConfig, step: int, rank: int, resumed: bool, loss: t
         os._exit(1)
     if fault.nan_at_step == step:
         return loss * float("nan")
+    if fault.oom_at_step == step:
+        # A real allocator failure (asks for 1 PiB: refused at once, nothing is touched).
+        torch.empty(2**48, dtype=torch.float32, device=loss.device)
     return loss
 
 

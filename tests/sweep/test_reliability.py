@@ -34,17 +34,20 @@ def _children(uri, name):
 @pytest.mark.slow
 def test_failing_trials_do_not_take_the_sweep_down(ray_local, tmp_path, monkeypatch):
     spec = replace(build("code_ift", "smoke", name="faults"), scheduler="none",
-                   full=(FullGrid(lrs=(2e-3,)),), lora=(LoraGrid(ranks=(8,), lrs=(5e-3, 1e-3)),),
+                   full=(FullGrid(lrs=(2e-3,)),), lora=(LoraGrid(ranks=(8,), lrs=(5e-3, 1e-3, 2e-3)),),
                    resources=Resources(num_workers=1, cpus_per_worker=1.0, max_failures=1))
-    # trial 0 raises once after its first checkpoint (retried from it), trial 1 goes NaN, trial 2 is clean.
-    monkeypatch.setenv("LFL_RAY_FAULTS", "0:raise@6,1:nan@3")
+    # trial 0 raises once after its first checkpoint (retried from it), trial 1 goes NaN, trial 2 is
+    # clean, trial 3 runs out of memory at step 3 on every attempt (retried once, then FAILED).
+    monkeypatch.setenv("LFL_RAY_FAULTS", "0:raise@6,1:nan@3,3:oom@3")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     outcome = run_sweep(spec, tracking_uri=uri, storage_path=str(tmp_path / "rr"))
     children, runs = _children(uri, "faults")
-    assert len(children) == 3
+    assert len(children) == 4
     retried = next(r for k, r in children.items() if k.startswith("full"))
     nan_trial = next(r for k, r in children.items() if "lr5e-03" in k)
     clean = next(r for k, r in children.items() if "lr1e-03" in k)
+    oom = next(r for k, r in children.items() if "lr2e-03" in k)
+    assert oom.info.status == "FAILED" and "can't allocate memory" in oom.data.tags["lfl.error"]
     assert retried.info.status == "FINISHED"  # resumed from its step-4 checkpoint
     assert nan_trial.info.status == "FAILED" and "loss became nan" in nan_trial.data.tags["lfl.error"]
     assert "train_loss" in nan_trial.data.metrics  # its last metrics are kept
