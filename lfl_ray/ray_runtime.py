@@ -35,11 +35,8 @@ def train_env(use_gpu: bool) -> dict[str, str]:
     return env
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def check_dashboard_host(host) -> str:
@@ -108,12 +105,12 @@ def _private_temp_root() -> str:
 
 
 def _claim_current_cluster(gcs_address: str) -> None:
-    """Point Ray's "current cluster" file at our local cluster while it lives.
+    """Point Ray's "current cluster" file (under the temp root) at our local cluster while it lives.
 
     Ray Train's placement-group cleaner and state queries inside the cluster find the GCS
-    through that file; if another Ray on this machine (a `ray start` cluster) wrote it last,
-    they query the wrong cluster, time out, and the next trial can hang. The previous
-    pointer is restored when this process exits.
+    through that file. In the private temp root nothing else writes it; when the user chose
+    a shared RAY_TMPDIR, another Ray may have written it last, and the previous pointer is
+    restored when this process exits.
     """
     import atexit
 

@@ -23,7 +23,7 @@ class ScriptedBackend:
         self.tokenizer = inner.tokenizer
         self.completions = tuple(completions)
         self.served = 0
-        """How many completions were handed out (a test checks they were all used)."""
+        """How many completions were handed out: the next one is ``served % len(completions)``."""
 
     def loglikelihood(self, requests, desc: str = "") -> list[float]:
         return self.inner.loglikelihood(requests, desc=desc)

@@ -31,7 +31,7 @@ def _close(spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: st
                              "INTERRUPTED": "KILLED"}[status]
             recorded = run.data.tags.get("lfl.error")
             if status in ("EARLY_STOPPED", "INTERRUPTED") and recorded:
-                # The scheduler's stop tore down the run's workers: not a failure of the trial.
+                # A scheduler stop or Ctrl-C tore down the run's workers: not a failure of the trial.
                 mlflow_runs.client(tracking_uri).delete_tag(run.info.run_id, "lfl.error")
             mlflow_runs.end_run(tracking_uri, run.info.run_id, mlflow_status,
                                 error=None if recorded and status == "FAILED" else error, lfl_status=status)
@@ -54,9 +54,10 @@ class TrialStatusCallback(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
         if last.get("step") != self.spec.budget.steps:
+            from lfl_ray.sweep.trainable import stop_key
             from lfl_ray.train.loop import request_stop
 
-            request_stop(f"{self.parent_id}:{self._key(trial)}")  # let its Ray Train run end and free its workers
+            request_stop(stop_key(self.parent_id, self._key(trial)))  # let its Ray Train run end and free its workers
         _close(self.spec, self.tracking_uri, self.experiment_id, self.parent_id, self._key(trial),
                trial.last_result, None)
 
@@ -71,14 +72,14 @@ def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str, p
 
     A trial that ended short of its budget without an error and without a scheduler stop
     was cut off by the user (Ctrl-C): INTERRUPTED, which ``--resume`` continues."""
-    from lfl_ray.sweep.trainable import point_of
+    from lfl_ray.sweep.trainable import point_of, stop_key
     from lfl_ray.train.loop import stop_requested
 
     statuses: dict[str, str] = {}
     for result in results:
         key = point_of(spec, result.config)["key"]
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"[-5000:]
-        interrupted = error is None and not stop_requested(f"{parent_id}:{key}")
+        interrupted = error is None and not stop_requested(stop_key(parent_id, key))
         statuses[key] = _close(spec, tracking_uri, experiment_id, parent_id, key, result.metrics, error,
                                interrupted=interrupted)
     for run in mlflow_runs.find_runs(tracking_uri, experiment_id,

@@ -38,6 +38,11 @@ class SweepContext:
     """Test-only faults by trial key."""
 
 
+def stop_key(parent_run_id: str, trial_key: str) -> str:
+    """The name under which the scheduler asks a trial to stop (``lfl_ray.train.loop.request_stop``)."""
+    return f"{parent_run_id}:{trial_key}"
+
+
 def point_of(spec: SweepSpec, config: dict) -> dict:
     return config["point"] if "point" in config else point_from_sample(spec, config)
 
@@ -50,6 +55,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
 
     spec = context.spec
     point = point_of(spec, config)
+    stop_name = stop_key(context.parent_run_id, point["key"])
     run_id = mlflow_runs.child_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                    point, point_params(point, spec), spec.regime)
     try:
@@ -58,7 +64,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
             cfg, context.data, name=point["key"], storage_path=context.train_storage,
             evaluator=context.evaluator, base=context.base,
             logger=RunLogger(context.tracking_uri, run_id), callbacks=[TuneReportCallback()],
-            max_failures=spec.resources.max_failures, stop_key=f"{context.parent_run_id}:{point['key']}")
+            max_failures=spec.resources.max_failures, stop_key=stop_name)
         result = trainer.fit()
         if result.error is not None:
             raise result.error
@@ -69,12 +75,12 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
 
         # A scheduler stop tears the trial's workers down and may surface here after the
         # callback already closed the run as EARLY_STOPPED: that is no error of the trial.
-        if not stop_requested(f"{context.parent_run_id}:{point['key']}"):
+        if not stop_requested(stop_name):
             text = "".join(traceback.format_exception(exc))
             mlflow_runs.client(context.tracking_uri).set_tag(run_id, "lfl.error", text[-5000:])
         raise
     from lfl_ray.train.loop import stop_requested
 
-    if stop_requested(f"{context.parent_run_id}:{point['key']}"):  # stopped early by the scheduler: the callback closes the run
+    if stop_requested(stop_name):  # stopped early by the scheduler: the callback closes the run
         return
     mlflow_runs.end_run(context.tracking_uri, run_id, "FINISHED")
