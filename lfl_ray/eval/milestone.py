@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from lfl_ray.errors import ConfigError
 from lfl_ray.eval import base_cache
 from lfl_ray.eval.backend import HFBackend, eval_mode, model_device
 from lfl_ray.eval.result import EvalResult
-from lfl_ray.eval.spec import MC_SUITES, EvalSpec
+from lfl_ray.eval.spec import LOSS_SUITES, MC_SUITES, EvalSpec
 from lfl_ray.eval.stats import paired_se
 from lfl_ray.eval.suites import (MC_HEADLINE, add_mc_mean, items_fingerprint, load_items,
                                  run_general_and_drift, run_suite)
@@ -110,14 +111,25 @@ class MilestoneEvaluator:
                           groups={"drift_kl": list(self.items("drift").doc_ids)})
         return part, self._drift_ref.to_state()
 
-    def __call__(self, model, tokenizer, *, completions: tuple[str, ...] = ()) -> EvalResult:
+    def __call__(self, model, tokenizer, *, completions: tuple[str, ...] = (),
+                 suites: Sequence[str] | None = None,
+                 shard: tuple[int, int] | None = None) -> EvalResult:
         """Evaluate a live (tuned, possibly peft-wrapped) model in place; its mode is restored.
-        ``completions`` (fault injection only) replace the model's generated text."""
-        if "drift" in self.spec.suites and self._drift_ref is None:
-            self.base()  # loads the reference from the cache (computes it if absent)
-        return self._evaluate(model, tokenizer, self.spec.suites, completions)
 
-    def _evaluate(self, model, tokenizer, suites, completions: tuple[str, ...] = ()) -> EvalResult:
+        ``suites`` defaults to the spec's. ``shard=(rank, world)`` scores only that rank's
+        contiguous slice of the loss suites' blocks, so DDP ranks split a milestone's loss
+        evals and rank 0 joins the per-block values (``join_loss_shards``).
+        ``completions`` (fault injection only) replace the model's generated text."""
+        suites = tuple(self.spec.suites if suites is None else suites)
+        if shard is not None and not set(suites) <= set(LOSS_SUITES):
+            raise ValueError(f"shard: only loss suites {list(LOSS_SUITES)} can be split by "
+                             f"block, got {list(suites)}")
+        if "drift" in suites and self._drift_ref is None:
+            self.base()  # loads the reference from the cache (computes it if absent)
+        return self._evaluate(model, tokenizer, suites, completions, shard)
+
+    def _evaluate(self, model, tokenizer, suites, completions: tuple[str, ...] = (),
+                  shard: tuple[int, int] | None = None) -> EvalResult:
         device = model_device(model)
         backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size)
         if completions:
@@ -126,23 +138,39 @@ class MilestoneEvaluator:
             backend = ScriptedBackend(backend, completions)
         with eval_mode(model), torch.no_grad(), \
                 torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            return self.evaluate_backend(backend, suites)
+            return self.evaluate_backend(backend, suites, shard=shard)
 
-    def evaluate_backend(self, backend, suites=None) -> EvalResult:
+    def _shard(self, suite: str, shard: tuple[int, int] | None):
+        """A loss suite's blocks (and drift reference) restricted to ``shard``'s slice."""
+        from lfl_ray.eval.loss import DriftReference
+
+        blocks, ref = self.items(suite), self._drift_ref
+        if shard is None:
+            return blocks, ref
+        lo, hi = shard_bounds(len(blocks), *shard)
+        if ref is not None and suite in ("general_loss", "drift"):
+            ref = DriftReference(ref.token_ids[lo:hi], ref.logprobs[lo:hi])
+        return blocks.select(range(lo, hi)), ref
+
+    def evaluate_backend(self, backend, suites=None, *,
+                         shard: tuple[int, int] | None = None) -> EvalResult:
         """Run ``suites`` (default: all of the spec's) through any backend, e.g. a
         ``VLLMBackend`` serving a trial's adapter; loss and drift suites need ``HFBackend``."""
         result = EvalResult()
         start = time.monotonic()
-        suites = list(suites or self.spec.suites)
+        suites = list(self.spec.suites if suites is None else suites)
         if ("general_loss" in suites and "drift" in suites and self._drift_ref is not None
                 and self.spec.limit("general_loss") == self.spec.limit("drift")):
             # Same blocks (same source, limit and seed): one forward pass serves both.
-            result.merge(run_general_and_drift(backend, self.spec, self.items("general_loss"),
-                                               self._drift_ref))
+            blocks, ref = self._shard("general_loss", shard)
+            result.merge(run_general_and_drift(backend, self.spec, blocks, ref))
             suites = [s for s in suites if s not in ("general_loss", "drift")]
         for suite in suites:
-            result.merge(run_suite(suite, backend, self.spec, self.items(suite),
-                                   drift_ref=self._drift_ref))
+            if suite in LOSS_SUITES:
+                blocks, ref = self._shard(suite, shard)
+                result.merge(run_suite(suite, backend, self.spec, blocks, drift_ref=ref))
+            else:
+                result.merge(run_suite(suite, backend, self.spec, self.items(suite)))
         add_mc_mean(result)
         result.metrics["eval_seconds"] = time.monotonic() - start
         return result
@@ -194,3 +222,11 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float,
     groups = a.groups.get(metric) or b.groups.get(metric)
     mean, se = paired_se(x, y, groups)
     return mean, se
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous slice [lo, hi) of ``n`` items split as evenly as possible,
+    so concatenating the slices in rank order restores the item order."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"shard: rank {rank} is not in 0..{world - 1}")
+    return n * rank // world, n * (rank + 1) // world

@@ -173,6 +173,26 @@ def run_general_and_drift(backend, spec: EvalSpec, blocks, drift_ref) -> EvalRes
     return result
 
 
+LOSS_METRICS = ("heldout_loss", "general_loss", "drift_kl")
+"""The per-block metrics the loss suites record (``drift`` records ``drift_kl``)."""
+
+
+def join_loss_shards(parts: list[EvalResult]) -> EvalResult:
+    """One result from the loss-suite results of every rank's contiguous shard (in rank
+    order): per-block values concatenated, then mean, clustered SE and perplexity
+    recomputed over all blocks, as if one rank had scored them."""
+    result = EvalResult()
+    for metric in LOSS_METRICS:
+        if not any(metric in part.items for part in parts):
+            continue
+        values = [v for part in parts for v in part.items.get(metric, [])]
+        groups = [g for part in parts for g in part.groups.get(metric, [])]
+        _summary(result, metric, values, groups)
+        if metric.endswith("_loss"):
+            result.metrics[metric.replace("_loss", "_ppl")] = math.exp(result.metrics[metric])
+    return result
+
+
 def run_suite(suite: str, backend, spec: EvalSpec, items, *, drift_ref=None) -> EvalResult:
     """Evaluate one suite on ``items`` (from ``load_items``) through ``backend``."""
     if suite in ("heldout_loss", "general_loss", "drift"):

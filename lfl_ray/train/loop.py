@@ -188,7 +188,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                          cfg.micro_batch_size, cfg.seed + rank)
     inner = LossModule(model, cfg.loss_chunk_size, cfg.hiddenkey)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, betas=cfg.betas,
-                                loraplus_lr_ratio=getattr(cfg.method, "loraplus_lr_ratio", None))
+                                loraplus_lr_ratio=getattr(cfg.method, "loraplus_lr_ratio", None),
+                                fused=cfg.backend == "ddp")
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.total_steps, cfg.warmup_steps,
                                 floor=cfg.min_lr_ratio, cooldown=cfg.cooldown_steps)
     if checkpoint is not None:
@@ -284,30 +285,49 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens,
               eval_threads: int) -> dict:
-    """Milestone evaluation: rank 0 evaluates (all ranks under ZeRO-3, which must gather).
-    On CPU, rank 0 borrows the cores of its node's ranks while they wait at the barrier."""
+    """Milestone evaluation. Under DDP every rank scores its slice of the loss suites' blocks
+    on its own cores and rank 0 joins them (two 1-thread ranks beat one 2-thread rank: see
+    bench/RESULTS.md); rank 0 then runs the other suites, borrowing its
+    node's cores while the other ranks wait at the barrier. Under ZeRO-3, whose forward
+    gathers parameters from every rank, all ranks run every suite in step."""
     if evaluator is None:
         return {}
     import torch.distributed as dist
 
-    metrics: dict = {}
-    if rank == 0 or zero3:
-        from lfl_ray.models import load_tokenizer
+    from lfl_ray.eval.spec import LOSS_SUITES
+    from lfl_ray.eval.suites import join_loss_shards
 
-        was_training, train_threads = model.training, torch.get_num_threads()
-        model.eval()
-        torch.set_num_threads(eval_threads)
-        try:
+    split = world > 1 and not zero3 and dist.is_initialized()
+    losses = [s for s in evaluator.spec.suites if s in LOSS_SUITES] if split else []
+    rest = [s for s in evaluator.spec.suites if s not in losses]
+    metrics: dict = {}
+    was_training, train_threads = model.training, torch.get_num_threads()
+    start = time.monotonic()
+    model.eval()
+    try:
+        parts: list = [None] * world
+        if losses:
+            part = evaluator(model, None, suites=losses, shard=(rank, world))
+            dist.all_gather_object(parts, part)
+        result = None
+        if rank == 0 or zero3:
+            from lfl_ray.models import load_tokenizer
+
+            torch.set_num_threads(eval_threads)
             hostile = cfg.fault.hostile_completions if cfg.fault is not None else ()
-            result = evaluator(model, load_tokenizer(cfg.model), completions=hostile)
-        finally:
-            torch.set_num_threads(train_threads)
-            model.train(was_training)
-        if rank == 0:
-            metrics = evaluator.compare(result, base_result) if base_result is not None else dict(result.metrics)
-            if logger is not None:
-                logger.log_metrics(metrics, step=tokens)
-                logger.log_json(result.to_json(), f"evals/milestone_{tokens}.json")
+            result = evaluator(model, load_tokenizer(cfg.model), completions=hostile, suites=rest)
+            if losses:
+                result.merge(join_loss_shards(parts))
+                result.metrics["eval_seconds"] = time.monotonic() - start
+                result.metrics["eval_loss_ranks"] = float(world)
+    finally:
+        torch.set_num_threads(train_threads)
+        model.train(was_training)
+    if rank == 0 and result is not None:
+        metrics = evaluator.compare(result, base_result) if base_result is not None else dict(result.metrics)
+        if logger is not None:
+            logger.log_metrics(metrics, step=tokens)
+            logger.log_json(result.to_json(), f"evals/milestone_{tokens}.json")
     if world > 1 and dist.is_initialized():
         dist.barrier()
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}

@@ -60,3 +60,26 @@ def test_full_change_needs_far_more_rank_than_lora(checkpoints):
 def test_checkpoint_kind_rejects_other_folders(tmp_path):
     with pytest.raises(ConfigError, match="adapter_config.json"):
         checkpoint_kind(tmp_path)
+
+
+def test_base_svds_are_shared_across_trials_without_changing_results(checkpoints):
+    from lfl_ray.analysis.weight_changes import BaseSVDs
+
+    def trial(kind):
+        return Trial("t", kind, kind, "", "FINISHED",
+                     {"model": "tiny-llama", "method": kind, "rank": "4"}, (), checkpoints[kind])
+
+    base, svds = load_model("tiny-llama"), BaseSVDs()
+    shared = [analyse_trial(trial(k), base_model=base, base_svds=svds) for k in ("full", "lora")]
+    assert len(svds) == 2 * 7  # the LoRA trial's 8 attention matrices were all served from cache
+    fresh = [analyse_trial(trial(k)) for k in ("full", "lora")]
+    for a, b in zip(shared, fresh):
+        for sa, sb in zip(a.spectra, b.spectra):
+            assert sa.name == sb.name and sa.rank90 == sb.rank90
+            assert sa.base == pytest.approx(sb.base, rel=1e-5) and sa.tuned == pytest.approx(sb.tuned, rel=1e-5)
+        assert [m.indices for m in a.intruders] == [m.indices for m in b.intruders]
+    # A different matrix under a cached name is decomposed afresh, not served stale.
+    name = next(n for n, m in base.named_modules() if isinstance(m, torch.nn.Linear))
+    other = torch.randn_like(dict(base.named_modules())[name].weight)
+    u, s = svds.get(name, other)
+    assert torch.allclose(s, torch.linalg.svdvals(other), rtol=1e-4)

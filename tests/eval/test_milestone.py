@@ -116,3 +116,36 @@ def test_general_loss_and_drift_share_one_forward_pass(eval_cache, tiny_model, t
         assert merged.items[metric] == pytest.approx(alone.items[metric], rel=1e-5, abs=1e-7)
         assert merged.metrics[metric] == pytest.approx(alone.metrics[metric], rel=1e-5, abs=1e-7)
     assert merged.metrics["drift_kl"] > 0 and "general_ppl" in merged.metrics
+
+
+@pytest.mark.parametrize("world", [2, 3, 8])
+def test_sharded_loss_evals_join_to_the_unsharded_result(evaluator, tiny_model, tiny_tokenizer, world):
+    from lfl_ray.eval.suites import join_loss_shards
+
+    evaluator.base()
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    losses = ("heldout_loss", "general_loss", "drift")
+    whole = evaluator(tiny_model, tiny_tokenizer, suites=losses)
+    parts = [evaluator(tiny_model, tiny_tokenizer, suites=losses, shard=(rank, world))
+             for rank in range(world)]  # world 8 > 6 and 4 blocks: some shards are empty
+    assert sum(len(p.items["heldout_loss"]) for p in parts) == len(evaluator.heldout)
+    joined = join_loss_shards(parts)
+    for metric in ("heldout_loss", "general_loss", "drift_kl"):
+        assert joined.items[metric] == pytest.approx(whole.items[metric], rel=1e-5, abs=1e-7)
+        assert joined.groups[metric] == whole.groups[metric]  # same order, same documents
+        for key in (metric, f"{metric}_se"):
+            assert joined.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-5, abs=1e-7)
+    assert joined.metrics["drift_kl"] > 0
+    assert joined.metrics["heldout_ppl"] == pytest.approx(whole.metrics["heldout_ppl"], rel=1e-5)
+
+
+def test_shard_accepts_only_loss_suites_and_valid_ranks(evaluator, tiny_model, tiny_tokenizer):
+    from lfl_ray.eval.milestone import shard_bounds
+
+    with pytest.raises(ValueError, match="only loss suites"):
+        evaluator(tiny_model, tiny_tokenizer, suites=("winogrande",), shard=(0, 2))
+    with pytest.raises(ValueError, match="rank 2 is not in 0..1"):
+        shard_bounds(10, 2, 2)
+    assert [shard_bounds(5, r, 2) for r in range(2)] == [(0, 2), (2, 5)]

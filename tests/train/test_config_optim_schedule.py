@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.methods import Full, Lora, apply_method
@@ -62,6 +63,24 @@ def test_optimizers_build(name):
     model, _ = apply_method(load_model("tiny-llama"), Lora(rank=4))
     opt = build_optimizer(model, name, 1e-3, 0.01)
     assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_fused_adamw_takes_the_same_steps_as_the_default():
+    """The DDP path's fused kernel is a speed-up only: same groups, same updates."""
+    torch.manual_seed(0)
+    models = [apply_method(load_model("tiny-llama", seed=0), Lora(rank=4))[0] for _ in range(2)]
+    opts = [build_optimizer(m, "adamw", 1e-2, 0.1, fused=f) for m, f in zip(models, (False, True))]
+    assert opts[1].defaults["fused"] and not opts[0].defaults["fused"]
+    ids = torch.randint(0, 1000, (2, 16))
+    for _ in range(3):
+        for model, opt in zip(models, opts):
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        if a.requires_grad:
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+    assert any(p.requires_grad and "lora_B" in n and p.abs().sum() > 0 for n, p in models[1].named_parameters())
 
 
 def test_cosine_warms_up_then_decays_to_floor():
