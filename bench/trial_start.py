@@ -31,7 +31,10 @@ PHASES = ("worker_group", "imports", "model_load", "method", "data", "loss_optim
 def setup_phases(config: dict) -> None:
     """Ray Train function: the training loop's set-up, phase by phase (rank 0 writes the times)."""
     t = {"enter": time.time()}
+    import psutil
     import torch
+
+    t["process_created"] = psutil.Process().create_time()
 
     import ray.train
     import ray.train.torch
@@ -83,7 +86,12 @@ def breakdown(model: str, method: str, workers: int, data, cpus: float, storage:
     if result.error is not None:
         raise result.error
     t = json.loads(Path(out).read_text())
-    row = {"worker_group": t["enter"] - start}
+    row = {"worker_group": t["enter"] - start,
+           # fit() -> the worker process exists (Train controller, placement group, actor
+           # scheduling), then -> the loop's first line (Ray worker init, imports, the
+           # actor's set-up, the gloo process group).
+           "to_worker_process": t["process_created"] - start,
+           "worker_process_to_loop": t["enter"] - t["process_created"]}
     prev = t["enter"]
     for phase in PHASES[1:]:
         row[phase] = t[phase] - prev
@@ -158,6 +166,10 @@ def main(argv=None) -> list[dict]:
     print("\nBreakdown (same phases as the loop, timed on rank 0), seconds:")
     print(table(rows, [("model", "model", ""), ("workers", "workers", "")] +
                 [(p, p, ".2f") for p in PHASES] + [("to_first_step", "total", ".1f"), ("teardown", "teardown", ".1f")]))
+    print("\nWorker group split: fit() -> worker process created, and process created -> loop's first line:")
+    print(table(rows, [("model", "model", ""), ("workers", "workers", ""),
+                       ("to_worker_process", "fit->worker process", ".2f"),
+                       ("worker_process_to_loop", "process->loop", ".2f")]))
     save_results("trial_start", rows, vars(args), {"ray_init_s": ray_init_s})
     return rows
 

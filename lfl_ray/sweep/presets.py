@@ -6,7 +6,7 @@ betas (0.9, 0.95), clipping 1.0, the paper's sequence lengths and global batches
 best, evaluation milestones at 1, 2, 4, 8, 16 epochs (IFT) or 0.25 ... 20B tokens (CPT).
 ``cpu`` is sized from the field notes' calibration: full-vs-LoRA differences on SmolLM2
 rise above their paired standard errors only after ~40 steps of 4 x 256 tokens, so every
-trial runs 60 steps with evals at 20, 40, 60.
+trial runs 60 steps, evaluated at steps 30 and 60.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def cpu(regime: str, name: str | None = None) -> SweepSpec:
         lora=(LoraGrid(ranks=(16,), lrs=(3e-4, 1e-3), targets=("all",)),
               LoraGrid(ranks=(64,), lrs=(1e-3,), targets=("all",)),
               LoraGrid(ranks=(16,), lrs=(1e-3,), targets=("attention",))),
-        budget=Budget(steps=60, seq_len=256, micro_batch_size=2, global_batch_size=4, milestones=(20, 40, 60),
+        budget=Budget(steps=60, seq_len=256, micro_batch_size=2, global_batch_size=4, milestones=(30, 60),
                       warmup_steps=5, schedule="inverse_sqrt" if cpt else "cosine", cooldown_steps=10 if cpt else 0),
         eval=_eval_spec(suites=("heldout_loss", "general_loss", "drift"), learning_metric="heldout_loss",
                         forgetting_metric="general_loss", batch_size=8),

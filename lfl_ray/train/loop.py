@@ -285,11 +285,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, tokens,
               eval_threads: int) -> dict:
-    """Milestone evaluation. Under DDP every rank scores its slice of the loss suites' blocks
-    on its own cores and rank 0 joins them (two 1-thread ranks beat one 2-thread rank: see
-    bench/RESULTS.md); rank 0 then runs the other suites, borrowing its
-    node's cores while the other ranks wait at the barrier. Under ZeRO-3, whose forward
-    gathers parameters from every rank, all ranks run every suite in step."""
+    """Milestone evaluation. With ``split_loss_evals`` (default: DDP on GPUs) every rank
+    scores its slice of the loss suites' blocks and rank 0 joins them. Rank 0 runs the
+    other suites; on CPU it borrows its node's cores while the other ranks wait at the
+    barrier. Under ZeRO-3, whose forward gathers parameters from every rank, all ranks run
+    every suite in step."""
     if evaluator is None:
         return {}
     import torch.distributed as dist
@@ -297,7 +297,8 @@ def _evaluate(evaluator, base_result, model, cfg, rank, world, zero3, logger, to
     from lfl_ray.eval.spec import LOSS_SUITES
     from lfl_ray.eval.suites import join_loss_shards
 
-    split = world > 1 and not zero3 and dist.is_initialized()
+    split = (cfg.use_gpu if cfg.split_loss_evals is None else cfg.split_loss_evals)
+    split = split and world > 1 and not zero3 and dist.is_initialized()
     losses = [s for s in evaluator.spec.suites if s in LOSS_SUITES] if split else []
     rest = [s for s in evaluator.spec.suites if s not in losses]
     metrics: dict = {}

@@ -1,4 +1,5 @@
-"""Under DDP the ranks split a milestone's loss evals; rank 0 joins them and runs the rest."""
+"""With split_loss_evals the DDP ranks split a milestone's loss evals; rank 0 joins them and
+runs the rest. Without it (the CPU default) rank 0 scores everything."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_ddp_ranks_split_the_milestone_loss_evals(ray_local, pattern_blocks, eva
     evaluator.base()  # the drift reference and the items ship with the evaluator
     cfg = TrialConfig(method=Full(), lr=2e-3, total_steps=6, milestones=(6,), num_workers=2,
                       cpus_per_worker=0.99, micro_batch_size=2, global_batch_size=4, report_every=2,
-                      warmup_steps=1)
+                      warmup_steps=1, split_loss_evals=True)  # on GPUs by default
     result = build_trainer(cfg, pattern_blocks, name="split-eval", storage_path=str(tmp_path / "store"),
                            evaluator=evaluator).fit()
     assert result.error is None, result.error
@@ -37,3 +38,17 @@ def test_ddp_ranks_split_the_milestone_loss_evals(ray_local, pattern_blocks, eva
                    "winogrande_acc"):
         assert result.metrics[metric] == pytest.approx(alone.metrics[metric], rel=1e-4, abs=1e-6), metric
     assert result.metrics["drift_kl"] > 0  # the trained model moved away from the base
+
+
+def test_without_the_split_rank_0_scores_every_block(ray_local, pattern_blocks, eval_cache, tmp_path):
+    spec = EvalSpec(suites=("heldout_loss", "general_loss", "drift"), batch_size=4)
+    evaluator = MilestoneEvaluator(spec, "tiny-llama", random_blocks(5, 24, seed=0, docs=3),
+                                   random_blocks(3, 24, seed=1, docs=3))
+    evaluator.base()
+    cfg = TrialConfig(method=Full(), lr=2e-3, total_steps=2, milestones=(2,), num_workers=2,
+                      cpus_per_worker=0.99, micro_batch_size=2, global_batch_size=4, report_every=1,
+                      warmup_steps=1)
+    result = build_trainer(cfg, pattern_blocks, name="rank0-eval", storage_path=str(tmp_path / "store"),
+                           evaluator=evaluator).fit()
+    assert result.error is None, result.error
+    assert "eval_loss_ranks" not in result.metrics and result.metrics["drift_kl"] > 0
