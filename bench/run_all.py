@@ -25,6 +25,7 @@ FULL = [
     ("train_tiny", ["train_throughput.py", "--model", "tiny", "--steps", "12", "--reps", "2"]),
     ("train_smollm2", ["train_throughput.py", "--model", "smollm2", "--steps", "7", "--report-every", "2"]),
     ("flops", ["flops.py"]),
+    ("optimizer", ["optimizer_step.py"]),
     ("trial_start", ["trial_start.py", "--models", "tiny", "smollm2", "--workers", "1", "2"]),
     ("eval", ["eval_throughput.py", "--model", "smollm2"]),
     ("sweep", ["sweep_efficiency.py", "--preset", "smoke"]),
@@ -34,6 +35,7 @@ QUICK = [
     ("memory", ["memory.py", "--model", "tiny", "--steps", "2", "--configs", "full/hf-loss", "lora/chunked"]),
     ("train_tiny", ["train_throughput.py", "--model", "tiny", "--steps", "6", "--runners", "bare", "trial"]),
     ("flops", ["flops.py", "--threads", "2"]),
+    ("optimizer", ["optimizer_step.py", "--params-m", "20"]),
     ("trial_start", ["trial_start.py", "--models", "tiny", "--workers", "1", "--data", "blocks"]),
     ("eval", ["eval_throughput.py", "--model", "tiny", "--mc-items", "4", "--gen-prompts", "2", "--new-tokens", "8"]),
 ]

@@ -11,7 +11,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 SCRIPTS = ["memory.py", "train_throughput.py", "trial_start.py", "threads.py", "flops.py",
-           "eval_throughput.py", "sweep_efficiency.py", "gpu.py", "run_all.py"]
+           "eval_throughput.py", "sweep_efficiency.py", "gpu.py", "run_all.py",
+           "optimizer_step.py"]
 sys.path.insert(0, str(BENCH))
 
 
@@ -54,3 +55,13 @@ def test_tiny_memory_run_prints_a_table_with_lora_below_full(tmp_path):
     assert set(rows) == {"full/hf-loss", "lora/chunked"}
     peak = {name: float(cols[5]) for name, cols in rows.items()}  # peak RSS MB column
     assert peak["lora/chunked"] < peak["full/hf-loss"]
+
+
+def test_optimizer_step_times_both_kernels(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "optimizer_step.py"), "--params-m", "2", "--steps", "2"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "LFL_BENCH_RESULTS": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines() if line.startswith(("foreach", "fused"))}
+    assert set(rows) == {"foreach", "fused"} and all(float(cols[1]) > 0 for cols in rows.values())
+    assert (tmp_path / "optimizer_step.json").exists()
