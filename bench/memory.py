@@ -129,6 +129,19 @@ def child(args) -> dict:
             "heap_fix": bool(args.heap_fix), "trim": bool(args.trim)}
 
 
+def _allocator_env(choice: str) -> dict[str, str]:
+    from lfl_ray import allocator
+
+    if choice == "glibc":
+        return {}
+    if choice == "trial":
+        return allocator.worker_env(log=lambda message: print(message, flush=True))
+    path = allocator.find_jemalloc()
+    if path is None:
+        raise SystemExit("--allocator jemalloc: libjemalloc.so.2 not found; run `lfl-ray assets fetch`")
+    return {"LD_PRELOAD": str(path)}
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,12 +161,16 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--trim", action="store_true",
                         help="call glibc's malloc_trim(0) after each forward and each optimizer step "
                         "(returns freed heap pages to the OS at two points per step)")
+    parser.add_argument("--allocator", choices=("trial", "glibc", "jemalloc"), default="trial",
+                        help="malloc of the children: what a CPU trial's Ray workers get "
+                        "(lfl_ray.allocator: jemalloc where found; the default), or force one")
     parser.add_argument("--child", dest="config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.config:
         print(json.dumps(child(args)))
         return []
     env = {} if args.malloc_mmap_threshold is None else {"MALLOC_MMAP_THRESHOLD_": str(args.malloc_mmap_threshold)}
+    env.update(_allocator_env(args.allocator))
     rows = []
     for name in args.configs:
         print(f"[memory] {args.model} {name} ...", flush=True)
@@ -162,6 +179,7 @@ def main(argv=None) -> list[dict]:
                                                "--threads", str(args.threads)] + (["--heap-fix"] if args.heap_fix else [])
                                               + (["--trim"] if args.trim else []), env=env))
         rows[-1]["malloc_mmap_threshold"] = args.malloc_mmap_threshold
+        rows[-1]["allocator"] = "jemalloc" if "LD_PRELOAD" in env else "glibc"
     full = next((r["peak_rss_mb"] for r in rows if r["config"] == "full/hf-loss"), None)
     for r in rows:
         r["vs_full_hf"] = r["peak_rss_mb"] / full if full else None
@@ -170,10 +188,11 @@ def main(argv=None) -> list[dict]:
     print(table(rows, [("config", "config", ""), ("trainable_params", "trainable", ","),
                        ("rss_import_mb", "after import MB", ".0f"), ("rss_model_mb", "model built MB", ".0f"),
                        ("saved_for_backward_mb", "saved for bwd MB", ".0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
-                       ("vs_full_hf", "x full/hf", ".2f"), ("step_s", "step s", ".2f"),
+                       ("vs_full_hf", "x full/hf", ".2f"), ("allocator", "malloc", ""), ("step_s", "step s", ".2f"),
                        ("cpu_user_s", "CPU user s/step", ".2f"), ("cpu_sys_s", "CPU sys s/step", ".2f")]))
     suffix = ("" if args.malloc_mmap_threshold is None else f"_mmap{args.malloc_mmap_threshold}") + \
-        ("_heapfix" if args.heap_fix else "") + ("_trim" if args.trim else "")
+        ("_heapfix" if args.heap_fix else "") + ("_trim" if args.trim else "") + \
+        ("_glibc" if args.allocator == "glibc" else "")
     save_results(f"memory_{args.model}{suffix}", rows, vars(args))
     return rows
 

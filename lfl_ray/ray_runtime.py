@@ -70,7 +70,13 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None, use_gpu
                    "port forwarding")
         warnings.warn(message, stacklevel=2)
         log(f"[ray] WARNING: {message}")
-    kwargs = dict(runtime_env={"env_vars": env}, log_to_driver=True)
+    worker_env = dict(env)
+    if not address and not use_gpu:
+        from lfl_ray.allocator import worker_env as allocator_env
+
+        # Worker processes only (runtime_env), not this driver nor Ray's daemons.
+        worker_env.update(allocator_env(log))
+    kwargs = dict(runtime_env={"env_vars": worker_env}, log_to_driver=True)
     if address:
         ray.init(address=address, **kwargs)
         log(f"[ray] joined cluster at {address}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -275,7 +276,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 checkpoint_dir = _save(model, optimizer, scheduler, cfg, rank, zero3, step, tokens)
             from ray.train import Checkpoint
 
-            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(checkpoint_dir)
+                             if checkpoint_dir and rank == 0 else None)
+            if checkpoint_dir:  # the report returns once Ray has copied it to the run's storage
+                shutil.rmtree(Path(checkpoint_dir).parent, ignore_errors=True)
             window_start, window_tokens, window_loss, window_count = time.perf_counter(), 0, 0.0, 0
             if stop_requested(stop_key):
                 break
@@ -341,4 +345,4 @@ def _save(model, optimizer, scheduler, cfg, rank, zero3, step, tokens):
     save_checkpoint(folder, model, optimizer if cfg.backend == "ddp" else None,
                     scheduler if cfg.backend == "ddp" else None, {"step": step, "tokens": tokens},
                     zero3=zero3, is_writer=rank == 0, save_optimizer=cfg.save_optimizer_state)
-    return str(folder) if rank == 0 else None
+    return str(folder)  # every rank's temporary folder; rank 0's is the one reported

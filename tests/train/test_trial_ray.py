@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,10 @@ def _base_loss(blocks, method) -> float:
 @pytest.mark.parametrize("method,workers", [(Full(), 1), (Lora(rank=8), 2)], ids=["full-1w", "lora-2w"])
 def test_trial_reduces_loss_and_checkpoints(ray_local, pattern_blocks, tmp_path, method, workers):
     cfg = _cfg(method, workers)
+    temp_checkpoints = set(Path(tempfile.gettempdir()).glob("lfl-ckpt-*"))
     result = _fit(cfg, pattern_blocks, tmp_path, f"trial-{method.name}-{workers}")
+    # Each milestone's local copy is removed once Ray has persisted it (they once filled /tmp).
+    assert set(Path(tempfile.gettempdir()).glob("lfl-ckpt-*")) <= temp_checkpoints
     start = _base_loss(pattern_blocks, method)
     end = result.metrics["train_loss"]
     assert result.metrics["tokens"] == 16 * cfg.global_batch_size * 64
