@@ -80,10 +80,12 @@ def fetch(*, force: bool = False, log=print) -> Path | None:
             log(f"[assets] jemalloc: apt-get download failed ({got.stderr.strip()[-200:]}); "
                 "workers keep glibc malloc")
             return find_jemalloc()
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp) / "root")], check=True)
-        libs = sorted((Path(tmp) / "root").rglob(LIBRARY))
+        unpacked = subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp) / "root")],
+                                  capture_output=True, text=True)
+        libs = sorted((Path(tmp) / "root").rglob(LIBRARY)) if unpacked.returncode == 0 else []
         if not libs:
-            log(f"[assets] jemalloc: {debs[0].name} holds no {LIBRARY}; workers keep glibc malloc")
+            log(f"[assets] jemalloc: no {LIBRARY} unpacked from {debs[0].name} "
+                f"({unpacked.stderr.strip()[-200:]}); workers keep glibc malloc")
             return find_jemalloc()
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")

@@ -48,7 +48,7 @@ def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: 
     """A torch optimizer over the trainable parameters (also DeepSpeed's client optimizer).
 
     ``fused`` selects torch's fused AdamW kernel: one pass over each parameter instead of a
-    chain of foreach ops, measured 0.08 s vs 0.5-0.6 s per step for SmolLM2's 135M
+    chain of foreach ops, measured 0.08 s vs 0.27 s per step for SmolLM2's 133M
     parameters on one CPU thread (``bench/RESULTS.md``). The training loop uses it on its
     own DDP path; DeepSpeed keeps the default, as it flattens and partitions the parameters.
     """

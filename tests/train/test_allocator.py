@@ -42,3 +42,14 @@ def test_local_cluster_workers_get_the_allocator_and_the_driver_does_not(ray_loc
     assert ray_local.get(maps.remote()) is expected
     assert "libjemalloc" not in open("/proc/self/maps").read()
     assert "jemalloc" not in os.environ.get("LD_PRELOAD", "")
+
+
+def test_fetch_without_apt_falls_back_instead_of_failing(monkeypatch, tmp_path):
+    monkeypatch.setattr(allocator, "cached_path", lambda: tmp_path / "cache" / allocator.LIBRARY)
+    monkeypatch.setattr(allocator, "SYSTEM_PATHS", (str(tmp_path),))
+    monkeypatch.setattr(allocator.shutil, "which", lambda name: None)
+    said = []
+    assert allocator.fetch(log=said.append) is None  # no apt, no system copy: glibc
+    assert "no apt" in said[0] and "glibc" in said[0]
+    (tmp_path / allocator.LIBRARY).write_bytes(b"")
+    assert allocator.fetch(log=said.append) == tmp_path / allocator.LIBRARY  # the system copy
