@@ -68,7 +68,7 @@ def paper(regime: str, name: str | None = None) -> SweepSpec:
 
 
 def cpu(regime: str, name: str | None = None) -> SweepSpec:
-    """SmolLM2-135M-Instruct, offline data, 6 trials of 60 steps x 4 x 256 tokens (measured: 48 min on
+    """SmolLM2-135M-Instruct, offline data, 6 trials of 60 steps x 4 x 256 tokens (measured: 48-50 min on
     2 quiet cores from an empty eval cache; training 34 min, 12 milestone evals of 39-57 s):
     full FT at two learning rates; LoRA r=16 all-linear at two learning rates; LoRA r=64 all-linear
     and LoRA r=16 attention-only at the LoRA rate the field notes calibrated (1e-3)."""
