@@ -165,12 +165,9 @@ class MilestoneEvaluator:
             blocks, ref = self._shard("general_loss", shard)
             result.merge(run_general_and_drift(backend, self.spec, blocks, ref))
             suites = [s for s in suites if s not in ("general_loss", "drift")]
-        for suite in suites:
-            if suite in LOSS_SUITES:
-                blocks, ref = self._shard(suite, shard)
-                result.merge(run_suite(suite, backend, self.spec, blocks, drift_ref=ref))
-            else:
-                result.merge(run_suite(suite, backend, self.spec, self.items(suite)))
+        for suite in suites:  # __call__ lets a shard through with loss suites only
+            items, ref = self._shard(suite, shard)
+            result.merge(run_suite(suite, backend, self.spec, items, drift_ref=ref))
         add_mc_mean(result)
         result.metrics["eval_seconds"] = time.monotonic() - start
         return result
