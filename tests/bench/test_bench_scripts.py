@@ -65,3 +65,20 @@ def test_optimizer_step_times_both_kernels(tmp_path):
     rows = {line.split()[0]: line.split() for line in out.stdout.splitlines() if line.startswith(("foreach", "fused"))}
     assert set(rows) == {"foreach", "fused"} and all(float(cols[1]) > 0 for cols in rows.values())
     assert (tmp_path / "optimizer_step.json").exists()
+
+
+@pytest.mark.slow
+def test_trial_start_times_a_tune_trial_and_lists_rays_processes(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "trial_start.py"), "--models", "tiny", "--workers", "1",
+                          "--data", "blocks"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "LFL_BENCH_RESULTS": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+
+    result = json.loads((tmp_path / "trial_start.json").read_text())
+    row = result["rows"][0]
+    # A Tune trial's start comes before its Train fit(): the Tune figures are the longer ones.
+    assert row["tune_from_trial_launch"] >= row["tune_from_running"] > 0
+    processes = [p["process"] for p in result["timelines"]["tiny, 1 worker(s)"]]
+    assert processes[0] == "TrainController" and "RayTrainWorker" in processes
+    assert "PreemptionWatcher" not in processes  # off on a local cluster

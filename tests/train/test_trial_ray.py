@@ -52,11 +52,20 @@ def test_trial_reduces_loss_and_checkpoints(ray_local, pattern_blocks, tmp_path,
     result = _fit(cfg, pattern_blocks, tmp_path, f"trial-{method.name}-{workers}")
     # Each milestone's local copy is removed once Ray has persisted it (they once filled /tmp).
     assert set(Path(tempfile.gettempdir()).glob("lfl-ckpt-*")) <= temp_checkpoints
+    _check_no_preemption_watcher()
     start = _base_loss(pattern_blocks, method)
     end = result.metrics["train_loss"]
     assert result.metrics["tokens"] == 16 * cfg.global_batch_size * 64
     assert end < start - 0.3, (start, end)
     _check_checkpoint(result.checkpoint.path, method, pattern_blocks)
+
+
+def _check_no_preemption_watcher():
+    """A local cluster's trials start no preemption watcher (ray_runtime: nothing is drained)."""
+    from ray.util.state import list_actors
+
+    started = {a.class_name for a in list_actors(detail=True, limit=10_000)}
+    assert "TrainController" in started and "PreemptionWatcher" not in started, started
 
 
 def _check_checkpoint(path, method, blocks):
