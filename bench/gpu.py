@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import median, save_results, synthetic_blocks, table  # noqa: E402
+from harness import bench_method, median, save_results, synthetic_blocks, table  # noqa: E402
 from probe import ProbeLogger, ship_by_value  # noqa: E402
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
@@ -74,12 +74,11 @@ def random_llama(size: str, folder: Path) -> tuple[str, int]:
 def train_mfu(folder: str, n_params: int, method: str, args, peak: float, storage: str) -> dict:
     import torch
 
-    from lfl_ray.methods import Full, Lora
     from lfl_ray.train.config import TrialConfig
     from lfl_ray.train.trial import build_trainer
 
     gpus = torch.cuda.device_count()
-    cfg = TrialConfig(model=folder, method=Full() if method == "full" else Lora(rank=16, targets="all"),
+    cfg = TrialConfig(model=folder, method=bench_method(method),
                       micro_batch_size=args.micro_batch, global_batch_size=args.micro_batch * gpus,
                       total_steps=args.steps, report_every=args.report_every, num_workers=gpus, use_gpu=True,
                       cpus_per_worker=args.cpus_per_worker, backend="deepspeed", zero_stage=3,

@@ -34,6 +34,13 @@ def synthetic_blocks(rows: int, seq_len: int, seed: int = 0, vocab: int = 49152)
     return TokenBlocks.from_stream(torch.randint(0, vocab, (rows * seq_len,), generator=gen), seq_len)
 
 
+def bench_method(name: str, **lora_options):
+    """The benchmarks' two methods: ``full`` finetuning, or ``lora`` r=16 on all linear layers."""
+    from lfl_ray.methods import Full, Lora
+
+    return Full() if name == "full" else Lora(rank=16, targets="all", **lora_options)
+
+
 def median(values) -> float:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import MODELS, run_child, save_results, synthetic_blocks, table  # noqa: E402
+from harness import MODELS, bench_method, run_child, save_results, synthetic_blocks, table  # noqa: E402
 
 # name -> (method, loss, chunk, lora dropout, activation checkpointing)
 CONFIGS = {
@@ -45,7 +45,7 @@ def child(args) -> dict:
     t0 = time.perf_counter()
     import torch
 
-    from lfl_ray.methods import Full, Lora, apply_method
+    from lfl_ray.methods import apply_method
     from lfl_ray.models import load_model
     from lfl_ray.train.loss import LossModule
     from lfl_ray.train.optim import build_optimizer
@@ -65,7 +65,7 @@ def child(args) -> dict:
     torch.manual_seed(0)
     rss_import = _rss_mb()
     model = load_model(MODELS[args.model], dtype=torch.float32)
-    method = Full() if method_name == "full" else Lora(rank=16, targets="all", dropout=dropout)
+    method = bench_method(method_name, dropout=dropout)
     model, desc = apply_method(model, method)
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -139,7 +139,7 @@ def _allocator_env(choice: str) -> dict[str, str]:
     path = allocator.find_jemalloc()
     if path is None:
         raise SystemExit("--allocator jemalloc: libjemalloc.so.2 not found; run `lfl-ray assets fetch`")
-    return {"LD_PRELOAD": str(path)}
+    return allocator.preload_env(path)
 
 
 def main(argv=None) -> list[dict]:

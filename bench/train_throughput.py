@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import MODELS, median, save_results, synthetic_blocks, table  # noqa: E402
+from harness import MODELS, bench_method, median, save_results, synthetic_blocks, table  # noqa: E402
 from probe import fit_with_probe, ship_by_value  # noqa: E402
 
 RUNNERS = ("bare", "bare+lfl-loss", "trial", "ddp2")
@@ -81,10 +81,9 @@ def bare_loop(model_name: str, method: str, loss: str, blocks, steps: int, batch
 def trial_run(model_name: str, method: str, workers: int, blocks, steps: int, batch: int, threads: int,
               report_every: int, storage: str) -> dict:
     """One lfl-ray trial on Ray Train; steady rate and overheads from the probe logger's timestamps."""
-    from lfl_ray.methods import Full, Lora
     from lfl_ray.train.config import TrialConfig
 
-    cfg = TrialConfig(model=MODELS[model_name], method=Full() if method == "full" else Lora(rank=16, targets="all"),
+    cfg = TrialConfig(model=MODELS[model_name], method=bench_method(method),
                       micro_batch_size=batch // workers, global_batch_size=batch, total_steps=steps,
                       report_every=report_every, num_workers=workers, cpus_per_worker=threads / workers,
                       warmup_steps=0, save_checkpoints=False, schedule="constant")

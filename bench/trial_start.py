@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import MODELS, median, save_results, synthetic_blocks, table  # noqa: E402
+from harness import MODELS, bench_method, median, save_results, synthetic_blocks, table  # noqa: E402
 from probe import fit_with_probe, ship_by_value  # noqa: E402
 
 TUNE_TRIAL_CPU = 0.01
@@ -52,7 +52,7 @@ def setup_phases(config: dict) -> None:
 
     import ray.train
     import ray.train.torch
-    from lfl_ray.methods import Full, Lora, apply_method
+    from lfl_ray.methods import apply_method
     from lfl_ray.models import load_model
     from lfl_ray.train.loop import BatchStream, resolve_train_blocks
     from lfl_ray.train.loss import LossModule
@@ -64,7 +64,7 @@ def setup_phases(config: dict) -> None:
     torch.set_num_threads(max(1, int(round(config["cpus_per_worker"]))))
     model = load_model(config["model"], dtype=torch.float32)
     t["model_load"] = time.time()
-    model, _ = apply_method(model, Lora(rank=16, targets="all") if config["method"] == "lora" else Full())
+    model, _ = apply_method(model, config["method"])
     model.config.use_cache = False
     t["method"] = time.time()
     stream = BatchStream(resolve_train_blocks(config["data"]).shard(rank, world), config["micro"], rank)
@@ -89,7 +89,7 @@ def breakdown(model: str, method: str, workers: int, data, cpus: float, storage:
     out = tempfile.mktemp(prefix="lfl-start-", suffix=".json")
     trainer = TorchTrainer(
         setup_phases,
-        train_loop_config={"model": MODELS[model], "method": method, "data": data, "micro": batch // workers,
+        train_loop_config={"model": MODELS[model], "method": bench_method(method), "data": data, "micro": batch // workers,
                            "cpus_per_worker": cpus / workers, "out": out},
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": cpus / workers}),
@@ -169,10 +169,9 @@ def tune_trial(model: str, method: str, workers: int, data, cpus: float, storage
 
 
 def trial_config(model: str, method: str, workers: int, cpus: float, batch: int):
-    from lfl_ray.methods import Full, Lora
     from lfl_ray.train.config import TrialConfig
 
-    return TrialConfig(model=MODELS[model], method=Lora(rank=16, targets="all") if method == "lora" else Full(),
+    return TrialConfig(model=MODELS[model], method=bench_method(method),
                        micro_batch_size=batch // workers, global_batch_size=batch, total_steps=2, report_every=1,
                        num_workers=workers, cpus_per_worker=cpus / workers, save_checkpoints=False)
 

@@ -58,8 +58,12 @@ def worker_env(log=print) -> dict[str, str]:
         log("[ray] jemalloc not found (run `lfl-ray assets fetch` where apt is available); CPU "
             "workers use glibc malloc, whose LoRA trials peak near full FT's memory")
         return {}
-    preload = " ".join(p for p in (str(path), os.environ.get("LD_PRELOAD", "")) if p)
-    return {"LD_PRELOAD": preload}
+    return preload_env(path)
+
+
+def preload_env(path: Path) -> dict[str, str]:
+    """LD_PRELOAD of ``path`` ahead of whatever the user preloads already."""
+    return {"LD_PRELOAD": " ".join(p for p in (str(path), os.environ.get("LD_PRELOAD", "")) if p)}
 
 
 def fetch(*, force: bool = False, log=print) -> Path | None:
