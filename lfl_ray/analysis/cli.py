@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lfl_ray.mlflow_schema import Artifact, Metric, Param
+
 VERBS = ("pareto", "recommend", "spectrum", "intruders", "diversity", "report")
 
 
@@ -49,7 +51,7 @@ def _log(args, sweep, out: Path) -> None:
     from lfl_ray.analysis.report import log_folder
 
     if not args.no_log and log_folder(sweep, out):
-        print(f"[analysis] logged {out} to run {sweep.parent_run_id} under analysis/")
+        print(f"[analysis] logged {out} to run {sweep.parent_run_id} under {Artifact.ANALYSIS}/")
 
 
 def run_pareto(args) -> int:
@@ -64,8 +66,8 @@ def run_pareto(args) -> int:
     configs = group_configs(sweep.usable)
     if configs:
         figures.tradeoff(configs, out / "tradeoff.png")
-        figures.over_tokens(configs, "learning", out / "learning_vs_tokens.png")
-        figures.over_tokens(configs, "forgetting", out / "forgetting_vs_tokens.png")
+        figures.over_tokens(configs, Metric.LEARNING, out / "learning_vs_tokens.png")
+        figures.over_tokens(configs, Metric.FORGETTING, out / "forgetting_vs_tokens.png")
     _log(args, sweep, out)
     return 0
 
@@ -132,7 +134,7 @@ def run_intruders(args) -> int:
         rows = []
         for result in results:
             if result.trial.is_lora:
-                m = mitigate(result.trial.params.get("model", ""), result.trial.checkpoint,
+                m = mitigate(result.trial.params.get(Param.MODEL, ""), result.trial.checkpoint,
                              trial_id=result.trial.trial_id, settings=settings)
                 rows.append((m.trial_id, m.intruders_before, m.intruders_after))
         parts += [f"### peft mitigation (lambda {args.mitigate})",

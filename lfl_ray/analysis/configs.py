@@ -14,8 +14,7 @@ from typing import Iterable
 
 from lfl_ray.analysis.runs import Sweep, Trial, config_labels, load_eval
 from lfl_ray.analysis.uncertainty import Estimate, mean_se, unpaired_difference
-
-PRIMARY_METRICS = ("learning", "forgetting")
+from lfl_ray.mlflow_schema import METRIC_PARAM, Metric, change_se_metric
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,7 @@ class Config:
             mean, se = mean_se(values)
             return Estimate(mean, se, f"seeds (n={len(self.trials)})")
         milestone = milestones[0]
-        se_key = f"{metric}_se" if metric in PRIMARY_METRICS else f"{metric}_delta_se"
-        se = milestone.metrics.get(se_key, float("nan")) if milestone else float("nan")
+        se = milestone.metrics.get(change_se_metric(metric), float("nan")) if milestone else float("nan")
         return Estimate(values[0], se, "eval items")
 
 
@@ -137,15 +135,15 @@ def compare(sweep: Sweep, a: Config, b: Config, metric: str,
     if len(a.trials) >= 2 and len(b.trials) >= 2:
         diff = unpaired_difference(ea, eb)
         return Estimate(diff.value, diff.se, "seed spread"), tokens
-    if metric in PRIMARY_METRICS and len(a.trials) == 1 and len(b.trials) == 1:
-        pair = paired(sweep, a.first, b.first, f"{metric}_metric", tokens)
+    if metric in Metric.PRIMARY and len(a.trials) == 1 and len(b.trials) == 1:
+        pair = paired(sweep, a.first, b.first, METRIC_PARAM[metric], tokens)
         if pair is not None and math.isfinite(pair.se):
             # The logged difference is exact; the items give its noise (the SE is sign-free).
             return Estimate(ea.value - eb.value, pair.se, pair.how), tokens
     return unpaired_difference(ea, eb), tokens
 
 
-def best(configs: Iterable[Config], metric: str = "learning") -> Config | None:
+def best(configs: Iterable[Config], metric: str = Metric.LEARNING) -> Config | None:
     """The configuration with the highest ``metric`` among those that went furthest."""
     configs = [c for c in configs if math.isfinite(c.estimate(metric).value)]
     if not configs:

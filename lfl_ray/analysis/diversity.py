@@ -12,12 +12,13 @@ from typing import Sequence
 
 from lfl_ray.analysis.configs import Config
 from lfl_ray.analysis.runs import Sweep
+from lfl_ray.mlflow_schema import Metric, is_derived_metric
 
 
 def diversity_metrics(sweep: Sweep) -> list[str]:
     """The ``diversity_*`` metric names the trials logged (deltas and SEs excluded)."""
     return [m for m in sweep.metric_names()
-            if m.startswith("diversity_") and not m.endswith(("_delta", "_se"))]
+            if m.startswith(Metric.DIVERSITY_PREFIX) and not is_derived_metric(m)]
 
 
 def _method(config: Config) -> str:

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from lfl_ray.analysis.configs import Config  # noqa: E402
 from lfl_ray.analysis.pareto import front, points  # noqa: E402
 from lfl_ray.analysis.spectrum import by_kind, variance_curve  # noqa: E402
+from lfl_ray.mlflow_schema import Metric  # noqa: E402
 
 MARKERS = "os^Dv<>pPX*h"
 
@@ -58,8 +59,8 @@ def tradeoff(configs: Sequence[Config], path: Path, title: str = "") -> Path:
     colors = _colors([c.family for c in configs])
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     for i, config in enumerate(configs):
-        _, learn, learn_se = _curve(config, "learning")
-        _, forget, forget_se = _curve(config, "forgetting")
+        _, learn, learn_se = _curve(config, Metric.LEARNING)
+        _, forget, forget_se = _curve(config, Metric.FORGETTING)
         ax.errorbar(learn, forget, xerr=np.nan_to_num(learn_se), yerr=np.nan_to_num(forget_se),
                     color=colors[config.family], marker=MARKERS[i % len(MARKERS)], ms=4,
                     lw=1.2, elinewidth=0.5, alpha=0.9, label=config.label)

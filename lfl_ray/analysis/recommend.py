@@ -19,6 +19,7 @@ from lfl_ray.analysis.pareto import best_within_budget, front, points
 from lfl_ray.analysis.runs import Sweep
 from lfl_ray.analysis.tables import markdown_table
 from lfl_ray.analysis.uncertainty import Estimate
+from lfl_ray.mlflow_schema import Metric, Param, is_derived_metric
 
 AGREES, DISAGREES, PARTLY = "agrees", "disagrees", "partly agrees"
 NOISE, UNTESTED = "not distinguishable here", "not tested here"
@@ -88,7 +89,7 @@ def _lora(configs: list[Config]) -> list[Config]:
 def _lr_groups(configs: list[Config]) -> dict[str, list[Config]]:
     groups: dict[str, list[Config]] = {}
     for config in configs:
-        groups.setdefault(_without(config.label, "lr"), []).append(config)
+        groups.setdefault(_without(config.label, Param.LR), []).append(config)
     return groups
 
 
@@ -96,7 +97,7 @@ def _ranked(configs: list[Config]) -> list[Config]:
     """Configurations that trained longest, best learning first."""
     furthest = max(c.final_tokens for c in configs)
     finalists = [c for c in configs if c.final_tokens == furthest]
-    return sorted(finalists, key=lambda c: -c.estimate("learning").value)
+    return sorted(finalists, key=lambda c: -c.estimate(Metric.LEARNING).value)
 
 
 def _ratio_verdict(ratio: float) -> str:
@@ -115,13 +116,13 @@ def learning_rates(sweep: Sweep, configs: list[Config]) -> Recommendation:
         tied = [top.lr]
         runner = "-"
         if len(ranked) > 1:
-            diff, tokens = compare(sweep, top, ranked[1], "learning")
+            diff, tokens = compare(sweep, top, ranked[1], Metric.LEARNING)
             state = "" if diff.distinguishable() else " (not distinguishable here)"
             runner = f"{_lr(ranked[1].lr)}: {diff.text()} ({diff.how}){state}"
             tied += [c.lr for c in ranked[1:]
-                     if not compare(sweep, top, c, "learning")[0].distinguishable()]
+                     if not compare(sweep, top, c, Metric.LEARNING)[0].distinguishable()]
         ties[name] = tied
-        rows.append((name, _lr(top.lr), top.estimate("learning").plain(), runner))
+        rows.append((name, _lr(top.lr), top.estimate(Metric.LEARNING).plain(), runner))
     header = ("group", "best lr", "learning", "best minus next lr")
     table = (header, tuple(rows))
     full, lora = best(_plain_full(configs)), best(_lora(configs))
@@ -133,8 +134,8 @@ def learning_rates(sweep: Sweep, configs: list[Config]) -> Recommendation:
     verdict = _ratio_verdict(ratio)
     # If a runner-up LR within noise would put the ratio in another category, say so.
     alternatives = {_ratio_verdict(lo / fu)
-                    for lo in ties.get(_without(lora.label, "lr"), [lora.lr])
-                    for fu in ties.get(_without(full.label, "lr"), [full.lr])}
+                    for lo in ties.get(_without(lora.label, Param.LR), [lora.lr])
+                    for fu in ties.get(_without(full.label, Param.LR), [full.lr])}
     evidence = [f"best full FT ({full.label}): lr {_lr(full.lr)}, learning "
                 f"{full.estimate('learning').plain()}",
                 f"best LoRA ({lora.label}): lr {_lr(lora.lr)}, learning "
@@ -158,8 +159,8 @@ def lora_vs_full(sweep: Sweep, configs: list[Config]) -> Recommendation:
     if full is None or lora is None:
         return Recommendation("LoRA vs full FT", "This sweep lacks full FT or LoRA trials.", (),
                               claim, UNTESTED)
-    learn, tokens = compare(sweep, lora, full, "learning")
-    forget, _ = compare(sweep, lora, full, "forgetting", tokens)
+    learn, tokens = compare(sweep, lora, full, Metric.LEARNING)
+    forget, _ = compare(sweep, lora, full, Metric.FORGETTING, tokens)
     learns = _more_less(learn, "learns more", "learns less", "learns about as much")
     forgets = _more_less(forget, "forgets more", "forgets less", "forgets about as much")
     advice = (f"Compared with full FT ({full.label}){_at(tokens)}, LoRA ({lora.label}) {learns} "
@@ -177,8 +178,8 @@ def lora_vs_full(sweep: Sweep, configs: list[Config]) -> Recommendation:
     rows = []
     for rank in sorted({c.rank for c in _lora(configs) if c.rank}):
         candidate = best([c for c in _lora(configs) if c.rank == rank])
-        dl, t = compare(sweep, candidate, full, "learning")
-        df, _ = compare(sweep, candidate, full, "forgetting", t)
+        dl, t = compare(sweep, candidate, full, Metric.LEARNING)
+        df, _ = compare(sweep, candidate, full, Metric.FORGETTING, t)
         rows.append((f"r={rank}", candidate.label, f"{t:,}" if t else "-", dl.text(), df.text()))
     table = (("rank", "best LoRA config", "tokens", "learning vs full", "forgetting vs full"),
              tuple(rows))
@@ -197,8 +198,8 @@ def target_modules(sweep: Sweep, configs: list[Config]) -> Recommendation:
             other_best = best([c for c in at_rank if c.targets == other])
             if all_best is None or other_best is None:
                 continue
-            diff, tokens = compare(sweep, all_best, other_best, "learning")
-            forget, _ = compare(sweep, all_best, other_best, "forgetting", tokens)
+            diff, tokens = compare(sweep, all_best, other_best, Metric.LEARNING)
+            forget, _ = compare(sweep, all_best, other_best, Metric.FORGETTING, tokens)
             signs.append(diff.sign())
             wins.append((rank, other, diff))
             rows.append((f"r={rank}", f"all - {other}", f"{tokens:,}" if tokens else "-",
@@ -235,19 +236,19 @@ def rank_trend(sweep: Sweep, configs: list[Config]) -> Recommendation:
     rows = []
     for rank, config in per_rank.items():
         if full is not None:
-            gap, tokens = compare(sweep, full, config, "learning")
+            gap, tokens = compare(sweep, full, config, Metric.LEARNING)
             rows.append((f"r={rank}", config.label, f"{tokens:,}" if tokens else "-",
-                         config.estimate("learning").plain(), f"{gap.text()} ({gap.how})"))
+                         config.estimate(Metric.LEARNING).plain(), f"{gap.text()} ({gap.how})"))
         else:
-            rows.append((f"r={rank}", config.label, "-", config.estimate("learning").plain(), "-"))
+            rows.append((f"r={rank}", config.label, "-", config.estimate(Metric.LEARNING).plain(), "-"))
     table = (("rank", "best LoRA config", "tokens", "learning", "gap: full minus LoRA"),
              tuple(rows))
     if len(ranks) < 2:
         return Recommendation("Rank", "This sweep tried fewer than two LoRA ranks.", (), claim,
                               UNTESTED, table)
     low, high = per_rank[ranks[0]], per_rank[ranks[-1]]
-    diff, tokens = compare(sweep, high, low, "learning")
-    forget, _ = compare(sweep, high, low, "forgetting", tokens)
+    diff, tokens = compare(sweep, high, low, Metric.LEARNING)
+    forget, _ = compare(sweep, high, low, Metric.FORGETTING, tokens)
     change = _more_less(diff, "learns more than", "learns less than", "learns about as much as")
     advice = (f"r={ranks[-1]} {change} r={ranks[0]}: {diff.text()} ({diff.how}){_at(tokens)}"
               f"; its forgetting differs by {forget.text()}.")
@@ -301,7 +302,7 @@ def alpha_choice(sweep: Sweep, configs: list[Config]) -> Recommendation:
         other = best([c for c in members if c.alpha != 2 * (c.rank or 0)])
         if default is None or other is None:
             continue
-        diff, tokens = compare(sweep, default, other, "learning")
+        diff, tokens = compare(sweep, default, other, Metric.LEARNING)
         signs.append(diff.sign())
         rows.append((name, f"{other.alpha:g}", f"{diff.text()} ({diff.how})",
                      f"{tokens:,}" if tokens else "-"))
@@ -328,8 +329,8 @@ def regularizers(sweep: Sweep, configs: list[Config]) -> Recommendation:
         reg = best([c for c in configs if c.family == family])
         if lora is None or reg is None:
             continue
-        forget, tokens = compare(sweep, lora, reg, "forgetting")
-        learn, _ = compare(sweep, lora, reg, "learning", tokens)
+        forget, tokens = compare(sweep, lora, reg, Metric.FORGETTING)
+        learn, _ = compare(sweep, lora, reg, Metric.LEARNING, tokens)
         signs.append(forget.sign())
         rows.append((family, reg.label, f"{forget.text()} ({forget.how})", learn.text()))
     table = (("regularized full FT", "config", "forgetting: LoRA minus it", "learning: LoRA minus it"),
@@ -348,8 +349,8 @@ def regularizers(sweep: Sweep, configs: list[Config]) -> Recommendation:
 def diversity(sweep: Sweep, configs: list[Config]) -> Recommendation:
     """Generation diversity of the best LoRA against the best full FT."""
     claim = "LoRA keeps generations more diverse than full FT"
-    names = [m for m in sweep.metric_names() if m.startswith("diversity_")
-             and not m.endswith(("_delta", "_se"))]
+    names = [m for m in sweep.metric_names() if m.startswith(Metric.DIVERSITY_PREFIX)
+             and not is_derived_metric(m)]
     full, lora = best(_plain_full(configs)), best(_lora(configs))
     if not names or full is None or lora is None:
         return Recommendation("Diversity", "No diversity metrics to compare.", (), claim, UNTESTED)

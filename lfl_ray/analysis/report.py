@@ -19,6 +19,7 @@ from lfl_ray.analysis.recommend import (AGREES, DISAGREES, Recommendation, recom
                                         summary_line, to_markdown)
 from lfl_ray.analysis.runs import Sweep
 from lfl_ray.analysis.tables import html_table
+from lfl_ray.mlflow_schema import Metric, log_analysis
 from lfl_ray.analysis.weight_changes import (INTRUDER_HEADER, SPECTRUM_HEADER, analyse_sweep,
                                              intruder_kind_rows, intruder_rows, layer_rows,
                                              spectrum_rows)
@@ -83,9 +84,9 @@ def build_report(sweep: Sweep, out_dir: str | Path, *, weights: bool = True,
     if configs:
         for name, make in (("tradeoff.png", lambda p: figures.tradeoff(configs, p)),
                            ("learning_vs_tokens.png",
-                            lambda p: figures.over_tokens(configs, "learning", p)),
+                            lambda p: figures.over_tokens(configs, Metric.LEARNING, p)),
                            ("forgetting_vs_tokens.png",
-                            lambda p: figures.over_tokens(configs, "forgetting", p))):
+                            lambda p: figures.over_tokens(configs, Metric.FORGETTING, p))):
             sections.append(embed(make(out / name), name))
     pts = points(sweep.usable)
     sections += ["<h3>Pareto front (all trials, all milestones)</h3>",
@@ -139,12 +140,9 @@ def build_report(sweep: Sweep, out_dir: str | Path, *, weights: bool = True,
     return path
 
 
-def log_folder(sweep: Sweep, folder: Path, artifact_path: str = "analysis") -> bool:
+def log_folder(sweep: Sweep, folder: Path) -> bool:
     """Log a folder's files as artifacts of the sweep's parent run; False without a parent."""
     if sweep.parent_run_id is None:
         return False
-    import mlflow
-
-    mlflow.MlflowClient(tracking_uri=sweep.tracking_uri).log_artifacts(
-        sweep.parent_run_id, str(folder), artifact_path=artifact_path)
+    log_analysis(sweep.tracking_uri, sweep.parent_run_id, folder)
     return True

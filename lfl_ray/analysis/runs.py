@@ -1,15 +1,8 @@
 """Reading one sweep's MLflow experiment into plain records (the parent run and its trials).
 
-The layout (written by the sweep runner; ``tests/analysis/synthetic_sweep.py`` writes the same
-thing and is its executable reference):
-- one experiment per sweep; a parent run tagged ``lfl.role=sweep`` with the base model's eval
-  metrics as ``base/<metric>`` and ``evals/base.json``;
-- one child run per trial tagged ``lfl.role=trial``, ``lfl.trial_id``, ``lfl.family``,
-  ``lfl.regime``, ``lfl.status`` and ``lfl.checkpoint``; its params describe the method; its
-  metrics are logged with ``step`` = tokens seen (``lfl.trial_key`` is read when
-  ``lfl.trial_id`` is absent); at each eval milestone ``learning``,
-  ``learning_se``, ``forgetting``, ``forgetting_se`` and every eval metric, and the per-item
-  EvalResult JSON as ``evals/milestone_<tokens>.json``.
+The layout, and every tag, param, metric and artifact name read here, belong to
+``lfl_ray.mlflow_schema``, whose writer the sweep uses (and the analysis tests' synthetic
+sweeps, so that a layout this reader does not follow fails a test).
 """
 
 from __future__ import annotations
@@ -23,16 +16,16 @@ from pathlib import Path
 from typing import Mapping
 
 from lfl_ray.errors import ConfigError
+from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
+                                   parent_filter, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
-# Metrics logged along training, not at eval milestones.
-TRAINING_METRICS = ("train_loss", "lr", "tokens_per_s", "milestone")
 # Params that describe a configuration, in the order labels show them.
-CONFIG_PARAMS = ("lr", "rank", "alpha", "targets", "weight_decay", "hidden_dropout",
-                 "attention_dropout", "lora_dropout", "use_rslora", "use_dora",
-                 "loraplus_lr_ratio", "hiddenkey", "optimizer")
+CONFIG_PARAMS = (Param.LR, Param.RANK, Param.ALPHA, Param.TARGETS, Param.WEIGHT_DECAY,
+                 Param.HIDDEN_DROPOUT, Param.ATTENTION_DROPOUT, Param.LORA_DROPOUT, Param.USE_RSLORA,
+                 Param.USE_DORA, Param.LORAPLUS_LR_RATIO, Param.HIDDENKEY, Param.OPTIMIZER)
 # Params that say how a trial was measured or seeded, not what was trained.
-NON_CONFIG_PARAMS = ("seed", "model", "learning_metric", "forgetting_metric")
+NON_CONFIG_PARAMS = (Param.SEED, Param.MODEL, Param.LEARNING_METRIC, Param.FORGETTING_METRIC)
 
 
 @dataclass(frozen=True)
@@ -72,49 +65,53 @@ class Trial:
 
     run_id: str
     trial_id: str
+    """The trial's key (tag ``lfl.trial_key``; the run name when the tag is missing)."""
     family: str
     """``full``, ``full+wd``, ``lora-r16-all``... (tag ``lfl.family``)."""
     regime: str
     status: str
-    """``lfl.status``: FINISHED, FAILED or EARLY_STOPPED."""
+    """``lfl.status``: FINISHED, FAILED, EARLY_STOPPED, INTERRUPTED or RUNNING."""
     params: Mapping[str, str]
     milestones: tuple[Milestone, ...]
     """Sorted by tokens."""
     checkpoint: str | None = None
     """Last checkpoint folder (peft adapter or HF model), if any."""
+    error: str | None = None
+    """The end of the error text of a FAILED trial (tag ``lfl.error``)."""
 
     @property
     def method(self) -> str:
-        return str(self.params.get("method", "full")).lower()
+        return str(self.params.get(Param.METHOD, Method.FULL)).lower()
 
     @property
     def is_lora(self) -> bool:
-        return self.method == "lora"
+        return self.method == Method.LORA
 
     @property
     def lr(self) -> float | None:
-        return _number(self.params.get("lr"))
+        return _number(self.params.get(Param.LR))
 
     @property
     def rank(self) -> int | None:
-        rank = _number(self.params.get("rank"), int) if self.is_lora else None
+        rank = _number(self.params.get(Param.RANK), int) if self.is_lora else None
         return rank or None
 
     @property
     def alpha(self) -> float | None:
-        return _number(self.params.get("alpha")) if self.is_lora else None
+        return _number(self.params.get(Param.ALPHA)) if self.is_lora else None
 
     @property
     def targets(self) -> str | None:
-        return str(self.params.get("targets")) if self.is_lora and self.params.get("targets") else None
+        targets = self.params.get(Param.TARGETS)
+        return str(targets) if self.is_lora and targets else None
 
     @property
     def seed(self) -> str:
-        return str(self.params.get("seed", ""))
+        return str(self.params.get(Param.SEED, ""))
 
     @property
     def hiddenkey(self) -> bool:
-        return _flag(self.params.get("hiddenkey", "false"))
+        return _flag(self.params.get(Param.HIDDENKEY, "false"))
 
     @property
     def config_key(self) -> tuple:
@@ -151,7 +148,7 @@ class Sweep:
     @property
     def usable(self) -> tuple[Trial, ...]:
         """Trials that did not fail and reached at least one eval milestone."""
-        return tuple(t for t in self.trials if t.status != "FAILED" and t.milestones)
+        return tuple(t for t in self.trials if t.status != Status.FAILED and t.milestones)
 
     def metric_names(self) -> list[str]:
         names = set()
@@ -179,29 +176,44 @@ def _all_runs(client, experiment_id: str, filter_string: str) -> list:
 
 
 def _milestones(client, run) -> tuple[Milestone, ...]:
+    """The run's eval milestones: the steps at which ``learning`` was logged."""
     run_id = run.info.run_id
-    steps = sorted({m.step for m in client.get_metric_history(run_id, "learning")})
+    steps = sorted({m.step for m in client.get_metric_history(run_id, Metric.LEARNING)})
     if not steps:
         return ()
     by_step: dict[int, dict[str, float]] = {step: {} for step in steps}
     for key in run.data.metrics:
-        if key in TRAINING_METRICS:
+        if key in Metric.TRAINING:
             continue
         for metric in client.get_metric_history(run_id, key):
             if metric.step in by_step:
                 by_step[metric.step][key] = float(metric.value)
     nan = float("nan")
     return tuple(
-        Milestone(tokens=int(step), learning=values.get("learning", nan),
-                  learning_se=values.get("learning_se", nan),
-                  forgetting=values.get("forgetting", nan),
-                  forgetting_se=values.get("forgetting_se", nan), metrics=values)
+        Milestone(tokens=int(step), learning=values.get(Metric.LEARNING, nan),
+                  learning_se=values.get(Metric.LEARNING_SE, nan),
+                  forgetting=values.get(Metric.FORGETTING, nan),
+                  forgetting_se=values.get(Metric.FORGETTING_SE, nan), metrics=values)
         for step, values in sorted(by_step.items())
     )
 
 
+def _trial(client, run) -> Trial:
+    tags, params = run.data.tags, run.data.params
+    status = tags.get(Tag.STATUS) or STATUS_FROM_MLFLOW.get(run.info.status, Status.FAILED)
+    return Trial(
+        run_id=run.info.run_id,
+        trial_id=tags.get(Tag.TRIAL_KEY) or run.info.run_name or run.info.run_id[:8],
+        family=tags.get(Tag.FAMILY, params.get(Param.METHOD, "?")),
+        regime=tags.get(Tag.REGIME, ""), status=status, params=dict(params),
+        milestones=_milestones(client, run), checkpoint=tags.get(Tag.CHECKPOINT) or None,
+        error=tags.get(Tag.ERROR) or None)
+
+
 def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
-    """Read a sweep's experiment: parent run, base metrics and every trial's eval curve."""
+    """Read a sweep's experiment: parent run, base metrics and every trial's eval curve.
+
+    With several parent runs (the experiment's name reused), the latest one and its trials."""
     tracking_uri = tracking_uri or default_tracking_uri()
     client = _client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
@@ -210,28 +222,14 @@ def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
         raise ConfigError("experiment", experiment,
                           f"must be an experiment in {tracking_uri}: {sorted(names)}")
     experiment_id = found.experiment_id
-    parents = _all_runs(client, experiment_id, "tags.`lfl.role` = 'sweep'")
+    parents = _all_runs(client, experiment_id, parent_filter())
     parent = max(parents, key=lambda r: r.info.start_time or 0) if parents else None
-    trial_filter = "tags.`lfl.role` = 'trial'"
-    if parent is not None:
-        trial_filter += f" and tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
-    trials = []
-    for run in sorted(_all_runs(client, experiment_id, trial_filter),
-                      key=lambda r: (r.data.tags.get("lfl.trial_id", ""), r.info.run_id)):
-        tags = run.data.tags
-        status = tags.get("lfl.status") or {"FINISHED": "FINISHED", "KILLED": "EARLY_STOPPED"}.get(
-            run.info.status, "FAILED")
-        trials.append(Trial(
-            run_id=run.info.run_id,
-            trial_id=(tags.get("lfl.trial_id") or tags.get("lfl.trial_key")
-                      or run.info.run_name or run.info.run_id[:8]),
-            family=tags.get("lfl.family", run.data.params.get("method", "?")),
-            regime=tags.get("lfl.regime", ""), status=status, params=dict(run.data.params),
-            milestones=_milestones(client, run), checkpoint=tags.get("lfl.checkpoint") or None))
+    runs = _all_runs(client, experiment_id, trial_filter(parent.info.run_id if parent else None))
+    trials = sorted((_trial(client, run) for run in runs), key=lambda t: (t.trial_id, t.run_id))
     base = {}
     if parent is not None:
-        base = {k[len("base/"):]: float(v) for k, v in parent.data.metrics.items()
-                if k.startswith("base/")}
+        prefix = Metric.BASE_PREFIX
+        base = {k[len(prefix):]: float(v) for k, v in parent.data.metrics.items() if k.startswith(prefix)}
     return Sweep(name=experiment, experiment_id=experiment_id,
                  parent_run_id=parent.info.run_id if parent else None, tracking_uri=tracking_uri,
                  spec=dict(parent.data.params) if parent else {}, base_metrics=base,
@@ -255,8 +253,8 @@ def _eval_json(tracking_uri: str, run_id: str, artifact: str) -> str | None:
 
 
 def load_eval(sweep: Sweep, run_id: str, tokens: int | None = None) -> dict | None:
-    """The EvalResult JSON of a trial at ``tokens`` (or the parent's ``evals/base.json``)."""
-    artifact = "evals/base.json" if tokens is None else f"evals/milestone_{int(tokens)}.json"
+    """The EvalResult JSON of a trial at ``tokens`` (or the parent's base eval when None)."""
+    artifact = Artifact.BASE_EVAL if tokens is None else Artifact.milestone_eval(tokens)
     text = _eval_json(sweep.tracking_uri, run_id, artifact)
     return json.loads(text) if text else None
 
@@ -271,15 +269,15 @@ def config_labels(trials) -> dict[str, str]:
     for family, members in by_family.items():
         varying = [k for k in CONFIG_PARAMS
                    if len({str(t.params.get(k)) for t in members}) > 1]
-        if "lr" not in varying and any(t.lr for t in members):
-            varying.insert(0, "lr")
+        if Param.LR not in varying and any(t.lr for t in members):
+            varying.insert(0, Param.LR)
         for trial in members:
             parts = [family]
             for key in varying:
                 value = trial.params.get(key)
                 number = _number(value)
-                shown = f"{number:.0e}" if key == "lr" and number else (
-                    f"{number:g}" if number is not None and key != "targets" else str(value))
+                shown = f"{number:.0e}" if key == Param.LR and number else (
+                    f"{number:g}" if number is not None and key != Param.TARGETS else str(value))
                 parts.append(f"{key}={shown}")
             labels[trial.trial_id] = " ".join(parts)
     return labels

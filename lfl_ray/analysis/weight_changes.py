@@ -21,6 +21,7 @@ from lfl_ray.analysis.intruders import IntruderSettings, MatrixIntruders, find_i
 from lfl_ray.analysis.runs import Sweep, Trial, config_labels
 from lfl_ray.analysis.spectrum import MatrixSpectrum, kind_summary, matrix_spectrum, ratio_text
 from lfl_ray.analysis.weights import open_pairs
+from lfl_ray.mlflow_schema import Param, Tag
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def analyse_trial(trial: Trial, label: str = "", *, settings: IntruderSettings =
     settings.validate()
     base_svds = base_svds if base_svds is not None else BaseSVDs()
     device = device or default_device()
-    total, pairs = open_pairs(trial.params.get("model", ""), trial.checkpoint, device, base_model)
+    total, pairs = open_pairs(trial.params.get(Param.MODEL, ""), trial.checkpoint, device, base_model)
     spectra, intruders = [], []
     with torch.no_grad():
         for pair in tqdm(pairs, total=total, desc=f"SVD {trial.trial_id}", unit="matrix",
@@ -100,7 +101,7 @@ def with_checkpoints(trials: Iterable[Trial]) -> tuple[list[Trial], list[tuple[T
     ready, skipped = [], []
     for trial in trials:
         if not trial.checkpoint:
-            skipped.append((trial, "no lfl.checkpoint tag"))
+            skipped.append((trial, f"no {Tag.CHECKPOINT} tag"))
         elif not Path(trial.checkpoint).is_dir():
             skipped.append((trial, f"checkpoint folder not on this machine: {trial.checkpoint}"))
         else:
@@ -120,7 +121,7 @@ def analyse_sweep(sweep: Sweep, *, settings: IntruderSettings = IntruderSettings
     svds: dict[str, BaseSVDs] = {}
     results = []
     for trial in tqdm(ready, desc="checkpoints", unit="trial"):
-        spec = trial.params.get("model", "")
+        spec = trial.params.get(Param.MODEL, "")
         if spec not in bases:
             bases[spec], svds[spec] = load_model(spec), BaseSVDs()
         results.append(analyse_trial(trial, f"{labels[trial.trial_id]} [{trial.trial_id}]",

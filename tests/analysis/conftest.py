@@ -1,5 +1,5 @@
 """One real sqlite MLflow store for the analysis tests (MLflow migrates it on first open,
-which takes seconds, so it is made once), holding synthetic sweeps in the runner's layout."""
+which takes seconds, so it is made once), holding synthetic sweeps written by the sweep's own MLflow writer."""
 
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ def store(tmp_path_factory):
     """``(tracking_uri, parent ids)`` of a store with sweeps ``paper``, ``flip``, ``noise``, ``seeds``, ``empty``."""
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"
-    parents = {"paper": write_sweep(uri, f"{root}/artifacts", "paper", paper_like(False)),
-               "flip": write_sweep(uri, f"{root}/artifacts", "flip", paper_like(True)),
-               "noise": write_sweep(uri, f"{root}/artifacts", "noise", noise_trials()),
-               "seeds": write_sweep(uri, f"{root}/artifacts", "seeds", seeded_trials()),
-               "empty": write_sweep(uri, f"{root}/artifacts", "empty", [])}
+    parents = {"paper": write_sweep(uri, "paper", paper_like(False)),
+               "flip": write_sweep(uri, "flip", paper_like(True)),
+               "noise": write_sweep(uri, "noise", noise_trials()),
+               "seeds": write_sweep(uri, "seeds", seeded_trials()),
+               "empty": write_sweep(uri, "empty", [])}
     return uri, parents

@@ -1,30 +1,24 @@
-"""Writes synthetic sweeps into a real MLflow store, in exactly the sweep runner's layout.
+"""Writes synthetic sweeps into a real MLflow store through the sweep's own writer.
 
-This module is the executable reference of that layout (see ``lfl_ray/analysis/runs.py``):
-- experiment = sweep name, created with an explicit ``artifact_location``;
-- parent run: tag ``lfl.role=sweep``, params = flattened sweep spec, artifact
-  ``sweep_spec.json``, base metrics ``base/<m>``, artifact ``evals/base.json``;
-- one child run per trial: tags ``mlflow.parentRunId``, ``lfl.role=trial``, ``lfl.trial_key``
-  (the runner's name for ``lfl.trial_id``; the reader takes either),
-  ``lfl.family``, ``lfl.regime``, ``lfl.status``, ``lfl.checkpoint``; params below (strings);
-  metrics with step = tokens seen: ``train_loss``, ``lr``, ``tokens_per_s`` along training and,
-  at each milestone, ``learning(_se)``, ``forgetting(_se)``, every eval metric ``<m>``,
-  ``<m>_delta``, ``<m>_delta_se`` and ``milestone``; artifact ``evals/milestone_<tokens>.json``
-  = ``{"metrics", "items", "groups", "samples"}``.
-
-Learning is ``heldout_loss`` base minus tuned; forgetting is ``general_loss`` tuned minus base.
-Per-item values are built so that their means equal the logged metrics exactly.
+Every run, tag, param, metric and artifact goes through ``lfl_ray.mlflow_schema``'s writer,
+and the milestone metrics come from the real ``MilestoneEvaluator.compare``, so the analysis
+tests read exactly what a sweep leaves; a layout change the reader does not follow fails
+them. Learning is ``heldout_loss`` base minus tuned; forgetting is ``general_loss`` tuned
+minus base. Per-item values are built so that their means equal the given numbers exactly.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-BASE = {"heldout_loss": 2.3, "general_loss": 3.9, "diversity_unique_frac": 0.80,
+from lfl_ray import mlflow_schema as schema
+from lfl_ray.mlflow_schema import Method, Param, Status
+
+BASE = {"heldout_loss": 2.3, "general_loss": 3.9, "diversity_unique": 0.80,
         "diversity_distinct_2": 0.60, "mc_mean": 0.40}
+"""The base model's metrics (names as the eval suites emit them)."""
 
 
 @dataclass
@@ -32,40 +26,39 @@ class FakeTrial:
     """What one synthetic trial learned and forgot at each milestone."""
 
     trial_id: str
+    """The trial's key."""
     family: str
     params: dict
     """Child params (method, lr, rank, alpha, targets, seed...); the rest get defaults."""
     learning: list[float]
     forgetting: list[float]
     tokens: list[int] = field(default_factory=lambda: [1000, 2000, 4000])
-    status: str = "FINISHED"
+    status: str = Status.FINISHED
     checkpoint: str | None = None
     extra: dict[str, list[float]] = field(default_factory=dict)
-    """More eval metrics per milestone, e.g. ``diversity_unique_frac``."""
+    """More eval metrics per milestone, e.g. ``diversity_unique``."""
     item_noise: float = 0.05
     """Spread of this trial's per-item deviations (the paired SEs come from it)."""
+    error: str | None = None
+    """Error text of a FAILED trial (default: a made-up one)."""
 
 
 def default_params(params: dict) -> dict:
-    method = params.get("method", "full")
-    rank = params.get("rank", 16 if method == "lora" else None)
-    out = {
-        "method": method, "lr": 1e-4, "rank": rank,
-        "alpha": 2 * rank if rank else None,
-        "targets": "all" if method == "lora" else None,
-        "use_rslora": False, "use_dora": False, "lora_dropout": 0.0, "loraplus_lr_ratio": 0.0,
-        "weight_decay": 0.0, "hidden_dropout": 0.0, "attention_dropout": 0.0,
-        "hiddenkey": False, "seed": 0, "optimizer": "adamw", "model": "tiny-llama",
-        "learning_metric": "heldout_loss", "forgetting_metric": "general_loss",
-    }
+    """A trial's params as ``TrialSpec.params()`` gives them plus the sweep's (LoRA-only
+    fields only for LoRA)."""
+    method = params.get(Param.METHOD, Method.FULL)
+    out = {Param.METHOD: method, Param.LR: 1e-4, Param.SEED: 0, Param.WEIGHT_DECAY: 0.0,
+           Param.OPTIMIZER: "adamw", Param.MODEL: "tiny-llama",
+           Param.LEARNING_METRIC: "heldout_loss", Param.FORGETTING_METRIC: "general_loss"}
+    if method == Method.LORA:
+        rank = params.get(Param.RANK, 16)
+        out.update({Param.RANK: rank, Param.ALPHA: 2 * rank, Param.TARGETS: "all",
+                    Param.LORA_DROPOUT: 0.0, Param.USE_RSLORA: False, Param.USE_DORA: False,
+                    Param.HIDDENKEY: False})
+    else:
+        out.update({Param.ATTENTION_DROPOUT: 0.0, Param.HIDDEN_DROPOUT: 0.0})
     out.update(params)
-    return {k: str(v) for k, v in out.items()}
-
-
-def _eval_json(metrics: dict, items: dict, n_items: int) -> dict:
-    groups = {k: [f"doc{i // 2}" for i in range(n_items)] for k in items}
-    return {"metrics": metrics, "items": {k: [float(x) for x in v] for k, v in items.items()},
-            "groups": groups, "samples": [{"doc_id": 0, "text": "def f(): pass"}]}
+    return out
 
 
 def _centered(rng, n, scale):
@@ -73,68 +66,71 @@ def _centered(rng, n, scale):
     return noise - noise.mean()
 
 
-def write_sweep(tracking_uri: str, artifact_root: str, name: str, trials: list[FakeTrial], *,
-                n_items: int = 40, seed: int = 0, regime: str = "code_ift") -> str:
-    """Create experiment ``name`` with a parent run and one child per trial; returns the parent id."""
-    import mlflow
-    from mlflow.entities import Metric, Param
+def _result(values: dict[str, np.ndarray], n_items: int):
+    """An EvalResult whose metrics are the means of per-item values (with their SEs)."""
+    from lfl_ray.eval.result import EvalResult
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment(name, artifact_location=f"{artifact_root}/{name}")
+    metrics = {}
+    for name, items in values.items():
+        metrics[name] = float(items.mean())
+        metrics[schema.se_metric(name)] = float(items.std(ddof=1) / np.sqrt(n_items))
+    return EvalResult(metrics=metrics, items={k: [float(x) for x in v] for k, v in values.items()},
+                      groups={k: [f"doc{i // 2}" for i in range(n_items)] for k in values},
+                      samples=[{"suite": "heldout_loss", "prompt": "", "completion": "def f(): pass"}])
+
+
+def _comparer():
+    """The real evaluator's ``compare`` (learning = heldout_loss, forgetting = general_loss);
+    no suite needs data, so it is built without any."""
+    from lfl_ray.eval.milestone import MilestoneEvaluator
+    from lfl_ray.eval.spec import EvalSpec
+
+    return MilestoneEvaluator(EvalSpec(suites=("diversity",)), "tiny-llama", None, None,
+                              require_primary=False)
+
+
+def write_sweep(tracking_uri: str, name: str, trials: list[FakeTrial], *, n_items: int = 40,
+                seed: int = 0, regime: str = "code_ift") -> str:
+    """Write sweep ``name`` (experiment, parent run, one child per trial) with the sweep's
+    writer; returns the parent run id."""
     rng = np.random.default_rng(seed)
-    base_items = {"heldout_loss": BASE["heldout_loss"] + _centered(rng, n_items, 0.5),
-                  "general_loss": BASE["general_loss"] + _centered(rng, n_items, 0.3)}
-    now = int(time.time() * 1000)
+    base_items = {k: v + _centered(rng, n_items, {"heldout_loss": 0.5, "general_loss": 0.3}.get(k, 0.02))
+                  for k, v in BASE.items() if k != "mc_mean"}
+    base = _result(base_items, n_items)
+    base.metrics["mc_mean"] = BASE["mc_mean"]  # a mean of three suites: no items of its own
+    evaluator = _comparer()
 
-    parent = client.create_run(experiment_id, run_name=name, tags={"lfl.role": "sweep"})
-    parent_id = parent.info.run_id
-    spec = {"name": name, "regime": regime, "model": "tiny-llama", "budget.tokens": 4000}
-    client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in spec.items()],
-                     metrics=[Metric(f"base/{k}", v, now, 0) for k, v in BASE.items()])
-    client.log_dict(parent_id, spec, "sweep_spec.json")
-    client.log_dict(parent_id, _eval_json(dict(BASE), base_items, n_items), "evals/base.json")
-    client.set_terminated(parent_id, "FINISHED")
+    experiment_id = schema.ensure_experiment(tracking_uri, name)
+    spec = {"name": name, "regime": regime, "model": "tiny-llama", "budget": {"tokens": 4000}}
+    parent_id = schema.start_parent(tracking_uri, experiment_id, name=name, regime=regime,
+                                    params=schema.flatten(spec), spec_json=spec, resume=False)
+    schema.log_base(tracking_uri, parent_id, base.metrics, base.to_json())
 
     for trial in trials:
         params = default_params(trial.params)
-        tags = {"mlflow.parentRunId": parent_id, "lfl.role": "trial",
-                "lfl.trial_key": trial.trial_id, "lfl.family": trial.family,
-                "lfl.regime": regime, "lfl.status": trial.status}
-        if trial.checkpoint:
-            tags["lfl.checkpoint"] = trial.checkpoint
-        run = client.create_run(experiment_id, run_name=trial.trial_id, tags=tags)
-        run_id = run.info.run_id
-        metrics = []
-        for step in range(0, trial.tokens[-1] + 1, max(trial.tokens[-1] // 8, 1)):
-            metrics += [Metric("train_loss", 3.0 - step / 1e4, now, step),
-                        Metric("lr", float(params["lr"]), now, step),
-                        Metric("tokens_per_s", 5000.0, now, step)]
+        run_id = schema.child_run(tracking_uri, experiment_id, parent_id, key=trial.trial_id,
+                                  family=trial.family, regime=regime, params=params)
+        schema.log_trainable_params(tracking_uri, run_id, 1000, 0.01)
+        for step in range(max(trial.tokens[-1] // 8, 1), trial.tokens[-1] + 1, max(trial.tokens[-1] // 8, 1)):
+            schema.log_training(tracking_uri, run_id, step, train_loss=3.0 - step / 1e4,
+                                lr=float(params[Param.LR]), tokens_per_s=5000.0)
         trial_rng = np.random.default_rng(abs(hash(trial.trial_id)) % 2**32)
         for index, tokens in enumerate(trial.tokens):
-            learning, forgetting = trial.learning[index], trial.forgetting[index]
-            held = base_items["heldout_loss"] - learning + _centered(trial_rng, n_items, trial.item_noise)
-            gen = base_items["general_loss"] + forgetting + _centered(trial_rng, n_items, trial.item_noise)
-            se_l = float(np.std(base_items["heldout_loss"] - held, ddof=1) / np.sqrt(n_items))
-            se_f = float(np.std(gen - base_items["general_loss"], ddof=1) / np.sqrt(n_items))
-            values = {"learning": learning, "learning_se": se_l, "forgetting": forgetting,
-                      "forgetting_se": se_f, "heldout_loss": float(held.mean()),
-                      "heldout_loss_delta": float(held.mean()) - BASE["heldout_loss"],
-                      "heldout_loss_delta_se": se_l, "general_loss": float(gen.mean()),
-                      "general_loss_delta": float(gen.mean()) - BASE["general_loss"],
-                      "general_loss_delta_se": se_f, "milestone": float(index)}
+            noise = trial.item_noise
+            items = {"heldout_loss": base_items["heldout_loss"] - trial.learning[index]
+                     + _centered(trial_rng, n_items, noise),
+                     "general_loss": base_items["general_loss"] + trial.forgetting[index]
+                     + _centered(trial_rng, n_items, noise)}
             for key, series in trial.extra.items():
-                values[key] = series[index]
-                values[f"{key}_delta"] = series[index] - BASE.get(key, 0.0)
-                values[f"{key}_delta_se"] = 0.01
-            metrics += [Metric(k, float(v), now, tokens) for k, v in values.items()]
-            eval_metrics = {k: v for k, v in values.items()
-                            if not k.startswith(("learning", "forgetting", "milestone"))}
-            client.log_dict(run_id, _eval_json(eval_metrics, {"heldout_loss": held,
-                                                              "general_loss": gen}, n_items),
-                            f"evals/milestone_{tokens}.json")
-        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
-        mlflow_status = {"FINISHED": "FINISHED", "FAILED": "FAILED"}.get(trial.status, "KILLED")
-        client.set_terminated(run_id, mlflow_status)
+                items[key] = series[index] + _centered(trial_rng, n_items, 0.02)
+            result = _result(items, n_items)
+            schema.log_milestone(tracking_uri, run_id, tokens, evaluator.compare(result, base),
+                                 result.to_json())
+        if trial.checkpoint:
+            schema.set_checkpoint(tracking_uri, run_id, trial.checkpoint)
+        error = trial.error or ("RuntimeError: synthetic failure" if trial.status == Status.FAILED else None)
+        schema.end_run(tracking_uri, run_id, trial.status, error=error)
+    schema.end_run(tracking_uri, parent_id, Status.FINISHED)
     return parent_id
 
 
@@ -156,11 +152,11 @@ def paper_like(flip: bool = False) -> list[FakeTrial]:
     # full FT: best LR 1e-5 (paper) or 1e-3 (flip).
     full_best, full_other = (1e-5, 1e-3) if not flip else (1e-3, 1e-5)
     add("full-a", "full", {"method": "full", "lr": full_best}, 0.50, 0.30 if not flip else 0.05,
-        extra={"diversity_unique_frac": [0.7, 0.6, 0.5]})
+        extra={"diversity_unique": [0.7, 0.6, 0.5]})
     add("full-b", "full", {"method": "full", "lr": full_other}, 0.30, 0.25 if not flip else 0.04,
-        extra={"diversity_unique_frac": [0.7, 0.6, 0.55]})
+        extra={"diversity_unique": [0.7, 0.6, 0.55]})
     add("full-wd", "full+wd", {"method": "full", "lr": full_best, "weight_decay": 0.1}, 0.45, 0.27,
-        extra={"diversity_unique_frac": [0.7, 0.65, 0.6]})
+        extra={"diversity_unique": [0.7, 0.65, 0.6]})
     # LoRA: best LR 1e-4 (paper: 10x full) or 1e-4 too while full's best is 1e-3 (flip: 0.1x).
     lora_best, lora_other = 1e-4, 1e-6
     gap = {16: 0.20, 64: 0.10} if not flip else {16: -0.20, 64: -0.05}
@@ -171,22 +167,22 @@ def paper_like(flip: bool = False) -> list[FakeTrial]:
             add(f"lora-r{rank}-{targets}", f"lora-r{rank}-{targets}",
                 {"method": "lora", "lr": lora_best, "rank": rank, "targets": targets},
                 learn, lora_forget - 0.01 * (rank == 64),
-                extra={"diversity_unique_frac": [0.8, 0.78, 0.77 if not flip else 0.4]})
+                extra={"diversity_unique": [0.8, 0.78, 0.77 if not flip else 0.4]})
             add(f"lora-r{rank}-{targets}-lowlr", f"lora-r{rank}-{targets}",
                 {"method": "lora", "lr": lora_other, "rank": rank, "targets": targets},
                 learn - 0.15, lora_forget * 0.5,
-                extra={"diversity_unique_frac": [0.8, 0.79, 0.78 if not flip else 0.45]})
+                extra={"diversity_unique": [0.8, 0.79, 0.78 if not flip else 0.45]})
     # alpha: 2r (default) vs r at rank 16, all targets, best LR.
     add("lora-r16-all-alpha-r", "lora-r16-all",
         {"method": "lora", "lr": lora_best, "rank": 16, "alpha": 16, "targets": "all"},
         0.50 - gap[16] - 0.06 * s, lora_forget,
-        extra={"diversity_unique_frac": [0.8, 0.78, 0.77]})
+        extra={"diversity_unique": [0.8, 0.78, 0.77]})
     # An early-stopped and a failed trial: shown in counts, never recommended.
     trials.append(FakeTrial("lora-r16-all-stopped", "lora-r16-all",
                             {"method": "lora", "lr": 1e-2, "rank": 16, "targets": "all"},
-                            [0.01], [0.5], tokens=[1000], status="EARLY_STOPPED"))
+                            [0.01], [0.5], tokens=[1000], status=Status.EARLY_STOPPED))
     trials.append(FakeTrial("full-failed", "full", {"method": "full", "lr": 1e-2},
-                            [0.9], [0.0], tokens=[1000], status="FAILED"))
+                            [0.9], [0.0], tokens=[1000], status=Status.FAILED))
     return trials
 
 

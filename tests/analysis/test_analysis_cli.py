@@ -27,7 +27,7 @@ def test_recommend_and_diversity_print_markdown(store, tmp_path, capsys):
     assert "| base model | base | 0 | 0.800 |" in text
     assert "| mean of 2 configs | full | final | 0.525 |" in text  # full+wd is its own method
     assert "| mean of 5 configs | lora r=16 | final | 0.774 |" in text  # the stopped one has none
-    assert "diversity_unique_frac" in capsys.readouterr().out
+    assert "diversity_unique" in capsys.readouterr().out
 
 
 def test_weight_verbs_skip_trials_without_checkpoints(store, tmp_path, capsys):

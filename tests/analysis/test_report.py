@@ -29,7 +29,7 @@ def sweep_store(tmp_path_factory):
             trial.checkpoint = make_lora_checkpoint(root / "ckpt" / "lora", rank=4)
         if trial.trial_id == "lora-r64-all":
             trial.checkpoint = str(root / "elsewhere")  # a path from another machine
-    parent = write_sweep(uri, f"{root}/artifacts", "report-sweep", trials)
+    parent = write_sweep(uri, "report-sweep", trials)
     return uri, parent, root
 
 

@@ -1,0 +1,528 @@
+"""The MLflow layout of a sweep, and the one writer of it: every tag, param, metric and artifact.
+
+One experiment per sweep (named after it, created with an absolute artifact location):
+
+- **parent run** (``Tag.ROLE = Role.SWEEP``): the flattened sweep spec as params, the spec
+  itself as ``Artifact.SWEEP_SPEC``, the base model's eval metrics as ``base/<metric>`` at
+  step 0 and its per-item EvalResult JSON as ``Artifact.BASE_EVAL``; ``Tag.STATUS`` when
+  it ends. ``lfl-ray analyse`` logs its figures and tables under ``Artifact.ANALYSIS``.
+- **one child run per trial** (``Tag.ROLE = Role.TRIAL``), nested by ``Tag.PARENT``, named
+  and found again by ``Tag.TRIAL_KEY`` (a resumed or retried trial keeps one run), grouped by
+  ``Tag.FAMILY``; ``Tag.REGIME``, ``Tag.STATUS`` (see ``Status``), ``Tag.ERROR`` when it
+  failed and ``Tag.CHECKPOINT`` once it saved one. Params: the trial's own fields (``Param``
+  names the ones analysis relies on). Metrics are logged with step = training tokens seen:
+  ``Metric.TRAINING`` along training and, at each eval milestone, ``learning``,
+  ``forgetting`` with their ``_se``, every eval metric ``<m>`` with ``<m>_delta`` and
+  ``<m>_delta_se`` (change from base, paired SE), and the per-item EvalResult JSON as
+  ``Artifact.milestone_eval(tokens)``.
+
+Writers: the sweep driver (``ensure_experiment``, ``start_parent``, ``log_base``,
+``end_run``), the Tune trainable (``child_run``, ``record_error``, ``end_run``), the status
+callback (``find_trial_runs``, ``running_trials``, ``set_checkpoint``, ``clear_error``,
+``end_run``) and the training loop (``log_trainable_params``, ``log_training``,
+``log_milestone``). The reader is ``lfl_ray.analysis.runs``; it takes every name from here.
+``tests/analysis`` writes its synthetic sweeps through these functions, so a change of
+layout that the reader does not follow fails a test.
+
+MLflow is imported inside the functions: this module is imported by Ray workers and CLIs
+that should not pay for it until they log.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from lfl_ray.errors import ConfigError
+from lfl_ray.tracking import RunLogger, with_retries
+
+
+class Tag:
+    """Run tags (strings)."""
+
+    ROLE = "lfl.role"
+    """Which kind of run: ``Role.SWEEP`` (the parent) or ``Role.TRIAL`` (a child)."""
+    PARENT = "mlflow.parentRunId"
+    """A trial's parent run id (MLflow's own tag: the UI nests the run under it)."""
+    TRIAL_KEY = "lfl.trial_key"
+    """The trial's unique, stable name (also its run name); resume finds the run by it."""
+    FAMILY = "lfl.family"
+    """How analysis groups the trial: ``full``, ``full+wd``, ``lora-r16-all``, ..."""
+    REGIME = "lfl.regime"
+    """The training regime (``code_ift``, ``math_cpt``, ...), on the parent and every trial."""
+    STATUS = "lfl.status"
+    """Why the run ended: one of ``Status`` (MLflow's own status is coarser: ``MlflowStatus``)."""
+    ERROR = "lfl.error"
+    """The end of the error text (traceback) of a FAILED run, at most ``ERROR_CHARS``."""
+    CHECKPOINT = "lfl.checkpoint"
+    """Folder of the trial's last checkpoint (an HF model or peft adapter under ``model/``)."""
+
+
+class Role:
+    """Values of ``Tag.ROLE``."""
+
+    SWEEP = "sweep"
+    """The sweep's parent run."""
+    TRIAL = "trial"
+    """One trial's child run."""
+
+
+class Status:
+    """Values of ``Tag.STATUS``: how a run ended (or that it has not)."""
+
+    FINISHED = "FINISHED"
+    """Trained its whole budget (a trial) or ran every trial (the parent)."""
+    FAILED = "FAILED"
+    """Raised; ``Tag.ERROR`` holds the error."""
+    EARLY_STOPPED = "EARLY_STOPPED"
+    """Stopped by the scheduler (ASHA) before its budget: no error of the trial."""
+    INTERRUPTED = "INTERRUPTED"
+    """Cut off by the user (Ctrl-C); ``--resume`` continues it."""
+    RUNNING = "RUNNING"
+    """Still training (or its sweep was killed before it could be closed)."""
+    ALL = (FINISHED, FAILED, EARLY_STOPPED, INTERRUPTED, RUNNING)
+
+
+class MlflowStatus:
+    """MLflow's own run statuses (``RunInfo.status``), as the writer sets them."""
+
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    RUNNING = "RUNNING"
+    ALL = (FINISHED, FAILED, KILLED, RUNNING)
+
+
+MLFLOW_STATUS_OF = {Status.FINISHED: MlflowStatus.FINISHED, Status.FAILED: MlflowStatus.FAILED,
+                    Status.EARLY_STOPPED: MlflowStatus.KILLED, Status.INTERRUPTED: MlflowStatus.KILLED,
+                    Status.RUNNING: MlflowStatus.RUNNING}
+"""The MLflow status a run ends with, for each ``Status``."""
+
+STATUS_FROM_MLFLOW = {MlflowStatus.FINISHED: Status.FINISHED, MlflowStatus.KILLED: Status.EARLY_STOPPED,
+                      MlflowStatus.FAILED: Status.FAILED, MlflowStatus.RUNNING: Status.RUNNING}
+"""The reader's guess for a run without ``Tag.STATUS`` (a store written before the tag)."""
+
+ERROR_CHARS = 5000
+"""How much of an error's text (its end: the traceback's last frames) ``Tag.ERROR`` keeps."""
+
+
+class Metric:
+    """Metric names. Steps are training tokens seen (``base/*`` at step 0)."""
+
+    LEARNING = "learning"
+    """At each milestone: how much the trial learned, signed, higher = more (the learning
+    metric's change from base, negated for losses)."""
+    LEARNING_SE = "learning_se"
+    """Paired standard error of ``learning`` over the eval items."""
+    FORGETTING = "forgetting"
+    """At each milestone: how much the trial forgot, signed, higher = more (negative: the
+    general score improved)."""
+    FORGETTING_SE = "forgetting_se"
+    """Paired standard error of ``forgetting``."""
+    PRIMARY = (LEARNING, FORGETTING)
+    """The pair every sweep is judged on; their SEs are ``<m>_se`` (not ``<m>_delta_se``)."""
+
+    TRAIN_LOSS = "train_loss"
+    """Mean training loss per loss token since the last report."""
+    LR = "lr"
+    """The learning rate the scheduler set at that step."""
+    TOKENS_PER_S = "tokens_per_s"
+    """Training throughput since the last report (all workers)."""
+    TRAINABLE_PARAMS = "trainable_params"
+    """Trainable parameter count (step 0, once)."""
+    TRAINABLE_FRACTION = "trainable_fraction"
+    """Trainable parameters over all parameters (step 0, once)."""
+    MILESTONE = "milestone"
+    """1-based milestone index: reported to Ray Tune (ASHA's time attribute), not to MLflow."""
+    TRAINING = (TRAIN_LOSS, LR, TOKENS_PER_S, TRAINABLE_PARAMS, TRAINABLE_FRACTION, MILESTONE)
+    """Metrics that are not eval results (the reader leaves them out of milestones)."""
+
+    EVAL_SECONDS = "eval_seconds"
+    """Wall time of one milestone's evaluation (no base value, so no delta)."""
+
+    BASE_PREFIX = "base/"
+    """Parent run: ``base/<m>`` is the base model's value of eval metric ``<m>``."""
+    SE_SUFFIX = "_se"
+    """``<m>_se``: the eval's own standard error of ``<m>`` (or of a primary metric)."""
+    DELTA_SUFFIX = "_delta"
+    """``<m>_delta``: the tuned value of ``<m>`` minus the base value."""
+    DELTA_SE_SUFFIX = "_delta_se"
+    """``<m>_delta_se``: the paired standard error of ``<m>_delta``."""
+    DIVERSITY_PREFIX = "diversity_"
+    """The diversity suite's metrics (``diversity_unique``, ``diversity_distinct_2``, ...)."""
+
+
+def base_metric(name: str) -> str:
+    """The parent run's name for the base model's value of eval metric ``name``."""
+    return f"{Metric.BASE_PREFIX}{name}"
+
+
+def delta_metric(name: str) -> str:
+    """The name of ``name``'s change from base."""
+    return f"{name}{Metric.DELTA_SUFFIX}"
+
+
+def se_metric(name: str) -> str:
+    """The name of ``name``'s standard error."""
+    return f"{name}{Metric.SE_SUFFIX}"
+
+
+def change_se_metric(name: str) -> str:
+    """The SE of ``name``'s change from base: ``learning_se`` for the primary pair (they are
+    changes already), ``<m>_delta_se`` for an eval metric."""
+    return se_metric(name) if name in Metric.PRIMARY else f"{name}{Metric.DELTA_SE_SUFFIX}"
+
+
+def is_derived_metric(name: str) -> bool:
+    """A delta or an SE of another metric (not a value of its own)."""
+    return name.endswith((Metric.DELTA_SUFFIX, Metric.SE_SUFFIX))
+
+
+class Param:
+    """Trial params that analysis reads (a trial logs its own fields; values are strings).
+    Only the fields its method has are logged: a full-FT run has no rank, alpha or targets."""
+
+    METHOD = "method"
+    """``Method.FULL`` or ``Method.LORA``."""
+    LR = "lr"
+    SEED = "seed"
+    WEIGHT_DECAY = "weight_decay"
+    ATTENTION_DROPOUT = "attention_dropout"
+    HIDDEN_DROPOUT = "hidden_dropout"
+    RANK = "rank"
+    ALPHA = "alpha"
+    """The effective alpha (``2 * rank`` under the paper's rule)."""
+    TARGETS = "targets"
+    """``all``, ``attention``, ``mlp`` or module names joined by ``+``."""
+    LORA_DROPOUT = "lora_dropout"
+    USE_RSLORA = "use_rslora"
+    USE_DORA = "use_dora"
+    LORAPLUS_LR_RATIO = "loraplus_lr_ratio"
+    HIDDENKEY = "hiddenkey"
+    """``True`` when HiddenKey dropout is on (its settings follow as ``hiddenkey_*``)."""
+    OPTIMIZER = "optimizer"
+    MODEL = "model"
+    LEARNING_METRIC = "learning_metric"
+    """The eval metric ``learning`` is the change of."""
+    FORGETTING_METRIC = "forgetting_metric"
+    """The eval metric ``forgetting`` is the change of."""
+
+
+METRIC_PARAM = {Metric.LEARNING: Param.LEARNING_METRIC, Metric.FORGETTING: Param.FORGETTING_METRIC}
+"""The trial param naming the eval metric that each primary metric is the change of."""
+
+
+class Method:
+    """Values of ``Param.METHOD``."""
+
+    FULL = "full"
+    LORA = "lora"
+
+
+class Artifact:
+    """Artifact paths inside a run."""
+
+    SWEEP_SPEC = "sweep_spec.json"
+    """Parent: the sweep spec as JSON (secrets dropped); a sweep can be replayed from it."""
+    EVALS = "evals"
+    """Folder of EvalResult JSON: ``{"metrics", "items", "groups", "samples"}``."""
+    BASE_EVAL = f"{EVALS}/base.json"
+    """Parent: the base model's EvalResult (per-item values pair every trial's with it)."""
+    ANALYSIS = "analysis"
+    """Parent: what ``lfl-ray analyse`` logged (figures, tables, ``report.html``)."""
+
+    @staticmethod
+    def milestone_eval(tokens: int) -> str:
+        """Trial: the EvalResult JSON of the milestone at ``tokens`` training tokens."""
+        return f"{Artifact.EVALS}/milestone_{int(tokens)}.json"
+
+
+# --- filters (shared by the writer and the reader) -----------------------------------------
+
+def parent_filter() -> str:
+    """``search_runs`` filter of a sweep's parent run(s)."""
+    return f"tags.`{Tag.ROLE}` = '{Role.SWEEP}'"
+
+
+def trial_filter(parent_id: str | None = None, key: str | None = None) -> str:
+    """``search_runs`` filter of trial runs (of one parent, with one key when given)."""
+    parts = [f"tags.`{Tag.ROLE}` = '{Role.TRIAL}'"]
+    if parent_id is not None:
+        parts.append(f"tags.`{Tag.PARENT}` = '{parent_id}'")
+    if key is not None:
+        parts.append(f"tags.`{Tag.TRIAL_KEY}` = '{key}'")
+    return " and ".join(parts)
+
+
+# --- checks before anything is written ------------------------------------------------------
+
+SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
+"""Keys containing these never become params, and values of such env vars are masked."""
+
+
+def artifact_root_for(tracking_uri: str) -> str | None:
+    """Absolute artifact folder beside a sqlite store (None for servers: they decide)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri[len("sqlite:///"):]).parent / "artifacts")
+    return None
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail early (ConfigError on --tracking-uri) when the store cannot be written or reached."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "sqlite":
+        folder = Path(uri[len("sqlite:///"):]).parent
+        check_writable("--tracking-uri", uri, folder)
+    elif parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise OSError(f"HTTP {resp.status}")
+        except (OSError, socket.timeout) as exc:
+            raise ConfigError("--tracking-uri", uri, "must be a reachable MLflow server "
+                              f"(GET /health failed: {exc})") from exc
+    elif parsed.scheme in ("", "file"):
+        check_writable("--tracking-uri", uri, Path(parsed.path or uri))
+    elif parsed.scheme not in ("databricks", "postgresql", "mysql"):
+        raise ConfigError("--tracking-uri", uri, "must be sqlite:///abs/path.db, http(s)://host:port, "
+                          "a folder, or a database URI")
+
+
+def check_writable(field: str, value: str, folder: Path) -> None:
+    """ConfigError on ``field`` unless ``folder`` is a writable folder or can be made
+    (checked without making it)."""
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(field, value, f"must be a writable location ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(field, value, f"must be a writable location ({probe} is not writable)")
+
+
+_check_writable = check_writable  # runner.py's old private import; remove once it calls check_writable
+
+
+def scrub(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as strings, without anything that looks like a credential (by key, or by the
+    value of a secret-looking environment variable) and without ``None`` values."""
+    secrets = {v for k, v in os.environ.items() if any(m in k.lower() for m in SECRET_MARKERS) and len(v) >= 8}
+    clean = {}
+    for key, value in params.items():
+        if value is None or any(m in key.lower() for m in SECRET_MARKERS):
+            continue
+        text = str(value)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        clean[key] = text
+    return clean
+
+
+def scrub_nested(obj):
+    """``obj`` (dicts and lists) without keys that look like credentials."""
+    if isinstance(obj, dict):
+        return {k: scrub_nested(v) for k, v in obj.items() if not any(m in str(k).lower() for m in SECRET_MARKERS)}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_nested(v) for v in obj]
+    return obj
+
+
+def flatten(obj, prefix: str = "") -> dict:
+    """Nested dataclasses/dicts as dotted keys (the parent run's params)."""
+    if is_dataclass(obj):
+        obj = asdict(obj)
+    out: dict = {}
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    out[prefix.rstrip(".")] = obj
+    return out
+
+
+# --- the writer ------------------------------------------------------------------------------
+
+def client(tracking_uri: str):
+    """An ``MlflowClient`` of ``tracking_uri``."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment id for sweep ``name`` (created with an absolute artifact location)."""
+    mlflow_client = client(tracking_uri)
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    root = artifact_root_for(tracking_uri)
+    location = str(Path(root) / name) if root else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def find_runs(tracking_uri: str, experiment_id: str, filter_string: str) -> list:
+    """Runs of the experiment matching a ``search_runs`` filter (every page)."""
+    mlflow_client, runs, token = client(tracking_uri), [], None
+    while True:
+        page = mlflow_client.search_runs([experiment_id], filter_string=filter_string,
+                                         max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def find_trial_runs(tracking_uri: str, experiment_id: str, parent_id: str, key: str) -> list:
+    """The run(s) of trial ``key`` under parent ``parent_id`` (one, unless the store was edited)."""
+    return find_runs(tracking_uri, experiment_id, trial_filter(parent_id, key))
+
+
+def running_trials(tracking_uri: str, experiment_id: str, parent_id: str) -> list:
+    """Trial runs of ``parent_id`` that MLflow still shows RUNNING."""
+    return find_runs(tracking_uri, experiment_id,
+                     f"{trial_filter(parent_id)} and attributes.status = '{MlflowStatus.RUNNING}'")
+
+
+def _log_params(mlflow_client, run_id: str, params: Mapping[str, Any], what: str) -> None:
+    from mlflow.entities import Param as MlflowParam
+
+    items = [MlflowParam(k[:250], v[:6000]) for k, v in scrub(params).items()]
+    for start in range(0, len(items), 100):
+        chunk = items[start:start + 100]
+        with_retries(lambda: mlflow_client.log_batch(run_id, params=chunk), what)
+
+
+def start_parent(tracking_uri: str, experiment_id: str, spec=None, *, resume: bool,
+                 name: str | None = None, regime: str | None = None,
+                 params: Mapping[str, Any] | None = None, spec_json: Any = None) -> str:
+    """The sweep's parent run (on ``resume`` the latest one, set RUNNING again), with
+    ``params`` (the flattened spec) and ``spec_json`` as ``Artifact.SWEEP_SPEC``.
+
+    Call it with keywords: ``start_parent(uri, experiment_id, name=..., regime=...,
+    params=..., spec_json=..., resume=...)``. The old form ``start_parent(uri,
+    experiment_id, spec, resume=...)`` takes a SweepSpec dataclass and derives the rest."""
+    if spec is not None:
+        name = spec.name if name is None else name
+        regime = spec.regime if regime is None else regime
+        params = flatten(spec) if params is None else params
+        spec_json = asdict(spec) if spec_json is None else spec_json
+    if name is None or regime is None:
+        raise TypeError("start_parent needs name= and regime= (or a spec)")
+    mlflow_client = client(tracking_uri)
+    if resume:
+        existing = find_runs(tracking_uri, experiment_id, parent_filter())
+        if existing:
+            run_id = max(existing, key=lambda r: r.info.start_time or 0).info.run_id
+            mlflow_client.update_run(run_id, status=MlflowStatus.RUNNING)
+            mlflow_client.set_tag(run_id, Tag.STATUS, Status.RUNNING)
+            return run_id
+    run = mlflow_client.create_run(experiment_id, run_name=name, tags={
+        Tag.ROLE: Role.SWEEP, Tag.REGIME: regime, Tag.STATUS: Status.RUNNING})
+    run_id = run.info.run_id
+    _log_params(mlflow_client, run_id, params or {}, "log spec")
+    if spec_json is not None:
+        RunLogger(tracking_uri, run_id).log_json(scrub_nested(spec_json), Artifact.SWEEP_SPEC)
+    return run_id
+
+
+def log_base(tracking_uri: str, run_id: str, metrics: Mapping[str, float], eval_json: dict) -> None:
+    """The base model's eval on the parent run: ``base/<m>`` at step 0 and ``Artifact.BASE_EVAL``."""
+    logger = RunLogger(tracking_uri, run_id)
+    logger.log_metrics({base_metric(k): v for k, v in metrics.items()}, step=0)
+    logger.log_json(eval_json, Artifact.BASE_EVAL)
+
+
+def child_run(tracking_uri: str, experiment_id: str, parent_id: str, *legacy, key: str | None = None,
+              family: str | None = None, regime: str | None = None,
+              params: Mapping[str, Any] | None = None) -> str:
+    """The trial's run: found by its key under the parent (resume, retry: set RUNNING again)
+    or created nested under it with its tags and ``params``.
+
+    Call it with keywords: ``child_run(uri, experiment_id, parent_id, key=..., family=...,
+    regime=..., params=...)``. The old form ``child_run(uri, experiment_id, parent_id,
+    point, params, regime)`` (a point dict with ``key`` and ``family``) still works."""
+    if legacy:
+        point, params, regime = legacy
+        key, family = point["key"], point["family"]
+    if key is None or family is None or regime is None:
+        raise TypeError("child_run needs key=, family= and regime=")
+    mlflow_client = client(tracking_uri)
+    existing = find_trial_runs(tracking_uri, experiment_id, parent_id, key)
+    if existing:
+        run_id = existing[0].info.run_id
+        mlflow_client.update_run(run_id, status=MlflowStatus.RUNNING)
+        mlflow_client.set_tag(run_id, Tag.STATUS, Status.RUNNING)
+        return run_id
+    tags = {Tag.PARENT: parent_id, Tag.ROLE: Role.TRIAL, Tag.TRIAL_KEY: key, Tag.FAMILY: family,
+            Tag.REGIME: regime, Tag.STATUS: Status.RUNNING}
+    run = mlflow_client.create_run(experiment_id, run_name=key, tags=tags)
+    _log_params(mlflow_client, run.info.run_id, params or {}, "log trial params")
+    return run.info.run_id
+
+
+def log_trainable_params(tracking_uri: str, run_id: str, trainable_params: int,
+                         trainable_fraction: float) -> None:
+    """The model's trainable parameter count and fraction, once, at step 0."""
+    RunLogger(tracking_uri, run_id).log_metrics(
+        {Metric.TRAINABLE_PARAMS: trainable_params, Metric.TRAINABLE_FRACTION: trainable_fraction}, step=0)
+
+
+def log_training(tracking_uri: str, run_id: str, tokens: int, *, train_loss: float, lr: float,
+                 tokens_per_s: float) -> None:
+    """One training report at ``tokens`` tokens seen."""
+    RunLogger(tracking_uri, run_id).log_metrics(
+        {Metric.TRAIN_LOSS: train_loss, Metric.LR: lr, Metric.TOKENS_PER_S: tokens_per_s}, step=tokens)
+
+
+def log_milestone(tracking_uri: str, run_id: str, tokens: int, metrics: Mapping[str, float],
+                  eval_json: dict) -> None:
+    """One eval milestone: ``metrics`` (``MilestoneEvaluator.compare``'s: the primary pair,
+    every ``<m>``, ``<m>_delta``, ``<m>_delta_se``) at step ``tokens`` (non-finite values are
+    dropped) and the EvalResult JSON as ``Artifact.milestone_eval(tokens)``."""
+    logger = RunLogger(tracking_uri, run_id)
+    logger.log_metrics(dict(metrics), step=tokens)
+    logger.log_json(eval_json, Artifact.milestone_eval(tokens))
+
+
+def set_checkpoint(tracking_uri: str, run_id: str, folder: str) -> None:
+    """Record the trial's latest checkpoint folder."""
+    with_retries(lambda: client(tracking_uri).set_tag(run_id, Tag.CHECKPOINT, str(folder)), "set checkpoint")
+
+
+def record_error(tracking_uri: str, run_id: str, text: str) -> None:
+    """Keep the end of an error's text on the run (its status is set when it ends)."""
+    with_retries(lambda: client(tracking_uri).set_tag(run_id, Tag.ERROR, text[-ERROR_CHARS:]), "record error")
+
+
+def clear_error(tracking_uri: str, run_id: str) -> None:
+    """Drop a recorded error (a scheduler stop or Ctrl-C that broke the run is no failure)."""
+    with_retries(lambda: client(tracking_uri).delete_tag(run_id, Tag.ERROR), "clear error")
+
+
+def log_analysis(tracking_uri: str, parent_id: str, folder: str | os.PathLike) -> None:
+    """Log the files of an analysis output folder on the sweep's parent run (``Artifact.ANALYSIS``)."""
+    with_retries(lambda: client(tracking_uri).log_artifacts(parent_id, str(folder), artifact_path=Artifact.ANALYSIS),
+                 "log analysis")
+
+
+def end_run(tracking_uri: str, run_id: str, status: str, *, error: str | None = None,
+            lfl_status: str | None = None) -> None:
+    """End a run with ``Tag.STATUS`` and MLflow's status, and the error text when there is one.
+
+    ``status`` is a ``Status`` (``end_run(uri, run_id, Status.EARLY_STOPPED)`` ends it KILLED
+    with ``lfl.status=EARLY_STOPPED``) or, in the old form, MLflow's status with the
+    ``Status`` as ``lfl_status`` (``end_run(uri, run_id, "KILLED", lfl_status="EARLY_STOPPED")``)."""
+    if lfl_status is None and status in MLFLOW_STATUS_OF:
+        lfl_status, status = status, MLFLOW_STATUS_OF[status]
+    if status not in MlflowStatus.ALL:
+        raise ValueError(f"end_run: status {status!r} must be one of {Status.ALL} or {MlflowStatus.ALL}")
+    mlflow_client = client(tracking_uri)
+    if error:
+        record_error(tracking_uri, run_id, error)
+    with_retries(lambda: mlflow_client.set_tag(run_id, Tag.STATUS, lfl_status or status), "set status")
+    with_retries(lambda: mlflow_client.set_terminated(run_id, status=status), "end run")
