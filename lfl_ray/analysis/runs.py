@@ -237,7 +237,7 @@ def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
 
 
 @lru_cache(maxsize=256)
-def _eval_json(tracking_uri: str, run_id: str, artifact: str) -> str | None:
+def _artifact_text(tracking_uri: str, run_id: str, artifact: str) -> str | None:
     client = _client(tracking_uri)
     root = client.get_run(run_id).info.artifact_uri
     if root.startswith("/") or root.startswith("file:"):
@@ -247,7 +247,7 @@ def _eval_json(tracking_uri: str, run_id: str, artifact: str) -> str | None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, artifact, tmp)
-        except Exception:  # absent artifact: the caller falls back to unpaired SEs
+        except Exception:  # absent artifact (no per-item evals: the caller falls back to unpaired SEs)
             return None
         return Path(path).read_text()
 
@@ -255,7 +255,15 @@ def _eval_json(tracking_uri: str, run_id: str, artifact: str) -> str | None:
 def load_eval(sweep: Sweep, run_id: str, tokens: int | None = None) -> dict | None:
     """The EvalResult JSON of a trial at ``tokens`` (or the parent's base eval when None)."""
     artifact = Artifact.BASE_EVAL if tokens is None else Artifact.milestone_eval(tokens)
-    text = _eval_json(sweep.tracking_uri, run_id, artifact)
+    text = _artifact_text(sweep.tracking_uri, run_id, artifact)
+    return json.loads(text) if text else None
+
+
+def load_spec_json(sweep: Sweep) -> dict | None:
+    """The sweep spec as the parent run logged it (``sweep_spec.json``), or None."""
+    if sweep.parent_run_id is None:
+        return None
+    text = _artifact_text(sweep.tracking_uri, sweep.parent_run_id, Artifact.SWEEP_SPEC)
     return json.loads(text) if text else None
 
 

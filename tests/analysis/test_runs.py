@@ -52,3 +52,85 @@ def test_labels_show_what_varies_within_a_family(store):
 
 def test_default_tracking_uri_is_absolute_sqlite(tmp_path):
     assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+
+
+def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
+    """The sweep's writer and analysis's reader agree on every field of the layout."""
+    from lfl_ray import mlflow_schema as schema
+    from lfl_ray.analysis.runs import Milestone, Trial, load_spec_json
+    from lfl_ray.mlflow_schema import Status
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = schema.ensure_experiment(uri, "round-trip")
+    assert schema.ensure_experiment(uri, "round-trip") == experiment_id
+    spec_json = {"name": "round-trip", "regime": "math_ift", "budget": {"steps": 4, "milestones": [2, 4]},
+                 "hub": {"token": "hf_never_logged"}}
+    parent = schema.start_parent(uri, experiment_id, name="round-trip", regime="math_ift",
+                                 params=schema.flatten(spec_json), spec_json=spec_json, resume=False)
+    base_json = {"metrics": {"heldout_loss": 2.0, "general_loss": 3.0}, "items": {"heldout_loss": [1.5, 2.5]},
+                 "groups": {"heldout_loss": ["a", "b"]}, "samples": []}
+    schema.log_base(uri, parent, base_json["metrics"], base_json)
+
+    written = {
+        "full-done": dict(family="full", params={"method": "full", "lr": 1e-5, "seed": 0},
+                          status=Status.FINISHED, tokens=[100, 200], checkpoint="/ckpt/full"),
+        "lora-failed": dict(family="lora-r8-all", params={"method": "lora", "lr": 1e-4, "rank": 8,
+                                                          "alpha": 16.0, "targets": "all", "seed": 1},
+                            status=Status.FAILED, tokens=[100], error="RuntimeError: boom"),
+        "lora-stopped": dict(family="lora-r8-all", params={"method": "lora", "lr": 1e-3, "rank": 8,
+                                                           "alpha": 16.0, "targets": "attention"},
+                             status=Status.EARLY_STOPPED, tokens=[100]),
+        "lora-cut": dict(family="lora-r8-all", params={"method": "lora", "lr": 2e-4, "rank": 8,
+                                                       "alpha": 16.0, "targets": "mlp"},
+                         status=Status.INTERRUPTED, tokens=[]),
+        "lora-live": dict(family="lora-r8-all", params={"method": "lora", "lr": 3e-4, "rank": 8,
+                                                        "alpha": 16.0, "targets": "all", "hiddenkey": None},
+                          status=Status.RUNNING, tokens=[100]),
+    }
+    run_ids, evals = {}, {}
+    for key, t in written.items():
+        run_id = schema.child_run(uri, experiment_id, parent, key=key, family=t["family"],
+                                  regime="math_ift", params=t["params"])
+        assert schema.child_run(uri, experiment_id, parent, key=key, family=t["family"],
+                                regime="math_ift", params=t["params"]) == run_id  # found again by key
+        run_ids[key] = run_id
+        schema.log_trainable_params(uri, run_id, 1234, 0.5)
+        for index, tokens in enumerate(t["tokens"]):
+            schema.log_training(uri, run_id, tokens, train_loss=3.0 - index, lr=1e-4, tokens_per_s=9e3)
+            metrics = {"learning": 0.1 * (index + 1), "learning_se": 0.01, "forgetting": -0.02,
+                       "forgetting_se": 0.005, "heldout_loss": 1.9, "heldout_loss_delta": -0.1,
+                       "heldout_loss_delta_se": 0.01, "diversity_unique": 0.7, "eval_seconds": 1.5}
+            evals[key, tokens] = {"metrics": metrics, "items": {"heldout_loss": [1.4, 2.4]},
+                                  "groups": {"heldout_loss": ["a", "b"]}, "samples": [{"completion": "x"}]}
+            schema.log_milestone(uri, run_id, tokens, metrics, evals[key, tokens])
+        if t.get("checkpoint"):
+            schema.set_checkpoint(uri, run_id, t["checkpoint"])
+        if t["status"] != Status.RUNNING:
+            schema.end_run(uri, run_id, t["status"], error=t.get("error"))
+    schema.end_run(uri, parent, Status.FINISHED)
+
+    sweep = load_sweep("round-trip", uri)
+    assert (sweep.name, sweep.experiment_id, sweep.parent_run_id, sweep.tracking_uri) == (
+        "round-trip", experiment_id, parent, uri)
+    assert sweep.spec == {"name": "round-trip", "regime": "math_ift", "budget.steps": "4",
+                          "budget.milestones": "[2, 4]"}  # the token-like key is never logged
+    assert load_spec_json(sweep) == {k: v for k, v in spec_json.items() if k != "hub"} | {"hub": {}}
+    assert sweep.base_metrics == {"heldout_loss": 2.0, "general_loss": 3.0}
+    assert load_eval(sweep, parent) == base_json
+    assert [t.trial_id for t in sweep.trials] == sorted(written)
+    for trial in sweep.trials:
+        t = written[trial.trial_id]
+        expected_milestones = tuple(
+            Milestone(tokens=tokens, learning=0.1 * (i + 1), learning_se=0.01, forgetting=-0.02,
+                      forgetting_se=0.005, metrics=evals[trial.trial_id, tokens]["metrics"])
+            for i, tokens in enumerate(t["tokens"]))
+        assert trial == Trial(
+            run_id=run_ids[trial.trial_id], trial_id=trial.trial_id, family=t["family"], regime="math_ift",
+            status=t["status"], params={k: str(v) for k, v in t["params"].items() if v is not None},
+            milestones=expected_milestones, checkpoint=t.get("checkpoint"), error=t.get("error"))
+        for tokens in t["tokens"]:
+            assert load_eval(sweep, trial.run_id, tokens) == evals[trial.trial_id, tokens]
+    assert {t.trial_id for t in sweep.usable} == {"full-done", "lora-stopped", "lora-live"}
+    by_key = {t.trial_id: t for t in sweep.trials}
+    assert by_key["lora-failed"].is_lora and by_key["lora-failed"].rank == 8
+    assert not by_key["full-done"].is_lora and by_key["full-done"].lr == 1e-5
