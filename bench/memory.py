@@ -1,7 +1,7 @@
 """Peak resident memory of full FT vs LoRA at the same batch, and where the memory goes.
 
-Each configuration trains a few steps in a fresh Python process built from lfl-ray's own
-training parts (load_model, apply_method, LossModule, build_optimizer) and reports its peak
+Each configuration trains a few steps in a fresh Python process, set up by the training
+loop's own set-up (``lfl_ray.train.setup.build_training``), and reports its peak
 RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) plus a breakdown: RSS after imports, after the
 model is built, the bytes autograd saves for backward in one forward (activations, measured
 with saved-tensor hooks, parameters excluded), and step time.
@@ -45,15 +45,12 @@ def child(args) -> dict:
     t0 = time.perf_counter()
     import torch
 
-    from lfl_ray.methods import apply_method
-    from lfl_ray.models import load_model
-    from lfl_ray.train.loss import LossModule
-    from lfl_ray.train.optim import build_optimizer
+    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.setup import build_training
 
     method_name, loss_kind, chunk, dropout, ckpt = CONFIGS[args.config]
-    torch.set_num_threads(args.threads)
     if args.heap_fix:
-        from lfl_ray.train.loop import limit_heap_retention
+        from lfl_ray.allocator import limit_heap_retention
 
         limit_heap_retention()
     trim = None
@@ -62,22 +59,19 @@ def child(args) -> dict:
 
         libc = ctypes.CDLL("libc.so.6")
         trim = lambda: libc.malloc_trim(0)  # noqa: E731
-    torch.manual_seed(0)
     rss_import = _rss_mb()
-    model = load_model(MODELS[args.model], dtype=torch.float32)
-    method = bench_method(method_name, dropout=dropout)
-    model, desc = apply_method(model, method)
-    if ckpt:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
-    model.config.use_cache = False
-    model.train()
-    rss_model = _rss_mb()
     blocks = synthetic_blocks(args.batch * (args.steps + 1), args.seq_len)
-    loss_module = LossModule(model, chunk_size=chunk) if loss_kind == "chunked" else None
-    optimizer = build_optimizer(model, "adamw", 1e-4)
-    params = [p for p in model.parameters() if p.requires_grad]
+    # The trial's own set-up; a constant LR, as the measurement only needs the optimizer's state.
+    cfg = TrialConfig(model=MODELS[args.model], method=bench_method(method_name, dropout=dropout), lr=1e-4,
+                      schedule="constant", warmup_steps=0, micro_batch_size=args.batch, global_batch_size=args.batch,
+                      total_steps=args.steps, cpus_per_worker=float(args.threads), activation_checkpointing=ckpt,
+                      loss_chunk_size=chunk, save_checkpoints=False).validate()
+    marks: dict[str, float] = {}
+    run = build_training(cfg, blocks, mark=lambda phase: marks.setdefault(phase, _rss_mb()))
+    model, desc = run.model, run.description
+    model.train()
+    rss_model = marks["method"]
+    loss_module = run.loss_module if loss_kind == "chunked" else None
     param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -107,9 +101,7 @@ def child(args) -> dict:
         if args.trim:
             trim()  # forward's temporaries are free; the saved activations are not
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        run.optimizer_step()  # clip to 1.0, step, zero the gradients
         if args.trim:
             trim()
         step_times.append(time.perf_counter() - start)
@@ -157,7 +149,8 @@ def main(argv=None) -> list[dict]:
                         help="run the children with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (fixed threshold: "
                         "large freed blocks go back to the OS instead of staying in the heap)")
     parser.add_argument("--heap-fix", action="store_true",
-                        help="call lfl_ray.train.loop.limit_heap_retention() first, as the training loop does on CPU")
+                        help="call lfl_ray.allocator.limit_heap_retention() first, as CPU training workers do "
+                        "when LFL_RAY_MMAP_THRESHOLD is set")
     parser.add_argument("--trim", action="store_true",
                         help="call glibc's malloc_trim(0) after each forward and each optimizer step "
                         "(returns freed heap pages to the OS at two points per step)")

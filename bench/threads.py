@@ -2,7 +2,7 @@
 
 For each (workers, CPUs per worker) a Ray Train function reports, per worker: OMP_NUM_THREADS
 as Ray set it, ``torch.get_num_threads()`` on entry, the count after lfl-ray's rule
-(``lfl_ray.train.loop._threads_for``, the call the training loop makes), and the fp32 matmul
+(``lfl_ray.train.setup.worker_threads``, the call the training set-up makes), and the fp32 matmul
 GFLOP/s it reaches with that count vs with 1 thread (more threads only help if the worker
 really got the cores).
 
@@ -46,13 +46,13 @@ def worker_threads(config: dict) -> None:
 
     import ray.train
     from lfl_ray.train.config import TrialConfig
-    from lfl_ray.train.loop import _threads_for
+    from lfl_ray.train.setup import worker_threads as training_threads
 
     rank = ray.train.get_context().get_world_rank()
     entry = torch.get_num_threads()
     cfg = TrialConfig(num_workers=config["workers"], cpus_per_worker=config["cpus"],
                       micro_batch_size=1, global_batch_size=config["workers"])
-    torch.set_num_threads(_threads_for(cfg))
+    torch.set_num_threads(training_threads(cfg))
     record = {"rank": rank, "omp": os.environ.get("OMP_NUM_THREADS"), "entry": entry,
               "after_loop_rule": torch.get_num_threads(),
               "gflops_set": matmul_gflops(torch.get_num_threads()), "gflops_1": matmul_gflops(1)}

@@ -9,10 +9,11 @@ Three measurements per model and worker count:
 - ``trial``: the real ``train_loop_per_worker`` (2 steps, report every step); the probe
   logger (probe.py) timestamps the moment training is ready and the first report, which
   comes right after the first optimizer step;
-- ``breakdown``: a Ray Train function that repeats the loop's set-up phases in order with a
-  timestamp after each: worker group start (fit() -> first line on the worker), imports,
-  model load, LoRA/full method, data (a cached DataSpec from disk, or in-memory TokenBlocks),
-  loss + optimizer, DDP wrap (2 workers), first optimizer step.
+- ``breakdown``: a Ray Train function that runs the loop's own set-up
+  (``lfl_ray.train.setup.build_training``) with a timestamp after each phase: worker group
+  start (fit() -> first line on the worker), imports, model load, LoRA/full method, data (a
+  cached DataSpec from disk, or in-memory TokenBlocks), loss + optimizer, DDP wrap (2
+  workers), first optimizer step.
 
 After the breakdown, Ray's own record of the processes that fit() started (state API: when the
 raylet began launching each actor's process and when it registered) shows the chain of Ray
@@ -40,43 +41,33 @@ TUNE_TRIAL_CPU = 0.01
 TRAIN_PROCESSES = {"TrainController", "PlacementGroupCleaner", "SynchronizationActor", "RayTrainWorker",
                    "DatasetManager", "PreemptionWatcher", "_AutoscalingCoordinatorActor"}
 PHASES = ("worker_group", "imports", "model_load", "method", "data", "loss_optim", "ddp", "first_step")
+# build_training's phases under this bench's names; "restore" (no checkpoint here) counts into "ddp".
+SETUP_PHASES = {"wrap": "ddp"}
 
 
 def setup_phases(config: dict) -> None:
-    """Ray Train function: the training loop's set-up, phase by phase (rank 0 writes the times)."""
+    """Ray Train function: the training loop's set-up (``build_training``), phase by phase,
+    then one optimizer step (rank 0 writes the times)."""
     t = {"enter": time.time()}
     import psutil
-    import torch
 
     t["process_created"] = psutil.Process().create_time()
 
     import ray.train
-    import ray.train.torch
-    from lfl_ray.methods import apply_method
-    from lfl_ray.models import load_model
-    from lfl_ray.train.loop import BatchStream, resolve_train_blocks
-    from lfl_ray.train.loss import LossModule
-    from lfl_ray.train.optim import build_optimizer
+    from lfl_ray.train.setup import build_training
 
     t["imports"] = time.time()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, int(round(config["cpus_per_worker"]))))
-    model = load_model(config["model"], dtype=torch.float32)
-    t["model_load"] = time.time()
-    model, _ = apply_method(model, config["method"])
-    model.config.use_cache = False
-    t["method"] = time.time()
-    stream = BatchStream(resolve_train_blocks(config["data"]).shard(rank, world), config["micro"], rank)
-    t["data"] = time.time()
-    inner = LossModule(model)
-    optimizer = build_optimizer(model, "adamw", 1e-4)
-    t["loss_optim"] = time.time()
-    forward = ray.train.torch.prepare_model(inner, move_to_device=False) if world > 1 else inner
-    t["ddp"] = time.time()
-    loss_sum, count = forward(**stream.batch(0))
-    (loss_sum / count).backward()
-    optimizer.step()
+
+    def mark(phase: str) -> None:
+        t[SETUP_PHASES.get(phase, phase)] = time.time()
+
+    run = build_training(config["trial"], config["data"], rank=rank, world=world, mark=mark)
+    run.model.train()
+    loss_sum, count = run.loss_of(0)
+    run.backward(loss_sum / count, last=True)
+    run.optimizer_step()
     t["first_step"] = time.time()
     if rank == 0:
         Path(config["out"]).write_text(json.dumps(t))
@@ -89,8 +80,7 @@ def breakdown(model: str, method: str, workers: int, data, cpus: float, storage:
     out = tempfile.mktemp(prefix="lfl-start-", suffix=".json")
     trainer = TorchTrainer(
         setup_phases,
-        train_loop_config={"model": MODELS[model], "method": bench_method(method), "data": data, "micro": batch // workers,
-                           "cpus_per_worker": cpus / workers, "out": out},
+        train_loop_config={"trial": trial_config(model, method, workers, cpus, batch), "data": data, "out": out},
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": cpus / workers}),
         run_config=RunConfig(name=f"start-{time.time_ns()}", storage_path=storage))

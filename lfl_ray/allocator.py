@@ -9,6 +9,9 @@ lfl-ray preloads jemalloc into its Ray worker processes (not the driver, not Ray
 daemons) when the library is found: ``lfl-ray assets fetch`` extracts Debian's
 ``libjemalloc2`` into the cache where apt is available, else a system copy is used.
 ``LFL_RAY_ALLOCATOR=glibc`` turns it off.
+
+Where glibc's malloc stays, ``limit_heap_retention`` (opt-in: ``LFL_RAY_MMAP_THRESHOLD``)
+is the other way to lower a CPU worker's peak, at a cost in system time.
 """
 
 from __future__ import annotations
@@ -97,3 +100,27 @@ def fetch(*, force: bool = False, log=print) -> Path | None:
         os.replace(partial, target)
         log(f"[assets] jemalloc: {debs[0].name} -> {target}")
     return target
+
+
+MMAP_THRESHOLD_ENV = "LFL_RAY_MMAP_THRESHOLD"
+"""Bytes; when set, CPU workers call ``limit_heap_retention`` with it (off by default)."""
+
+
+def limit_heap_retention(threshold: int = 128 * 1024) -> bool:
+    """Make glibc give large freed blocks back to the OS at once (lower peak RSS on CPU).
+
+    glibc serves blocks below its mmap threshold from the heap and raises that threshold (up
+    to 32 MB) whenever a large mmapped block is freed, so activation-sized tensors soon live
+    in the heap, where freed ones stay resident. On SmolLM2 (batch 4 x 256) that kept 1.3-1.7
+    GB resident under LoRA: peak RSS 3.6-4.1 GB -> 2.3 GB with a fixed 128 KB threshold, but
+    every large tensor then costs fresh page faults: about +3 CPU-s of system time per step
+    (bench/memory.py, RESULTS.md), so it is opt-in via LFL_RAY_MMAP_THRESHOLD for runs that
+    are short of memory. Returns False where glibc's mallopt is not available.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False

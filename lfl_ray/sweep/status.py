@@ -55,7 +55,7 @@ class TrialStatusCallback(Callback):
         last = trial.last_result or {}
         if last.get("step") != self.spec.budget.steps:
             from lfl_ray.sweep.trainable import stop_key
-            from lfl_ray.train.loop import request_stop
+            from lfl_ray.train.stop import request_stop
 
             request_stop(stop_key(self.parent_id, self._key(trial)))  # let its Ray Train run end and free its workers
         _close(self.spec, self.tracking_uri, self.experiment_id, self.parent_id, self._key(trial),
@@ -73,7 +73,7 @@ def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str, p
     A trial that ended short of its budget without an error and without a scheduler stop
     was cut off by the user (Ctrl-C): INTERRUPTED, which ``--resume`` continues."""
     from lfl_ray.sweep.trainable import point_of, stop_key
-    from lfl_ray.train.loop import stop_requested
+    from lfl_ray.train.stop import stop_requested
 
     statuses: dict[str, str] = {}
     for result in results:

@@ -71,7 +71,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
     except BaseException as exc:
         # Record the error now; the status (FAILED, or EARLY_STOPPED when the scheduler's stop
         # is what broke the run) is set by TrialStatusCallback, which knows why the trial ended.
-        from lfl_ray.train.loop import stop_requested
+        from lfl_ray.train.stop import stop_requested
 
         # A scheduler stop tears the trial's workers down and may surface here after the
         # callback already closed the run as EARLY_STOPPED: that is no error of the trial.
@@ -79,7 +79,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
             text = "".join(traceback.format_exception(exc))
             mlflow_runs.client(context.tracking_uri).set_tag(run_id, "lfl.error", text[-5000:])
         raise
-    from lfl_ray.train.loop import stop_requested
+    from lfl_ray.train.stop import stop_requested
 
     if stop_requested(stop_name):  # stopped early by the scheduler: the callback closes the run
         return
