@@ -447,6 +447,8 @@ def child_run(tracking_uri: str, experiment_id: str, parent_id: str, *legacy, ke
     regime=..., params=...)``. The old form ``child_run(uri, experiment_id, parent_id,
     point, params, regime)`` (a point dict with ``key`` and ``family``) still works."""
     if legacy:
+        if len(legacy) != 3:
+            raise TypeError("child_run takes key=, family=, regime=, params= (or the old point, params, regime)")
         point, params, regime = legacy
         key, family = point["key"], point["family"]
     if key is None or family is None or regime is None:
