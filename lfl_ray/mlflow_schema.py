@@ -144,6 +144,8 @@ class Metric:
 
     EVAL_SECONDS = "eval_seconds"
     """Wall time of one milestone's evaluation (no base value, so no delta)."""
+    EVAL_LOSS_RANKS = "eval_loss_ranks"
+    """How many ranks scored the loss suites' shards at that milestone (split loss evals)."""
 
     BASE_PREFIX = "base/"
     """Parent run: ``base/<m>`` is the base model's value of eval metric ``<m>``."""
