@@ -96,7 +96,7 @@ def _use_vllm(args, suites) -> bool:
 
 def format_table(result, base=None) -> str:
     """Metrics with SEs (and change from base with paired SE, if given) as aligned text."""
-    from lfl_ray.eval.milestone import _difference
+    from lfl_ray.eval.milestone import metric_difference
 
     rows = [("metric", "value", "se") + (("delta", "delta_se") if base else ())]
     for name, value in result.metrics.items():
@@ -105,7 +105,7 @@ def format_table(result, base=None) -> str:
         se = result.metrics.get(f"{name}_se")
         row = (name, f"{value:.4f}", "" if se is None or math.isnan(se) else f"{se:.4f}")
         if base is not None and name in base.metrics and name != "eval_seconds":
-            delta, dse = _difference(result, base, name)
+            delta, dse = metric_difference(result, base, name)
             row += (f"{delta:+.4f}", "" if dse is None else f"{dse:.4f}")
         rows.append(row)
     widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(rows[0]))]

@@ -180,7 +180,7 @@ class MilestoneEvaluator:
             out[name] = value
             if name.endswith("_se") or name == "eval_seconds" or name not in base.metrics:
                 continue
-            delta, se = _difference(tuned, base, name)
+            delta, se = metric_difference(tuned, base, name)
             out[f"{name}_delta"] = delta
             if se is not None:
                 out[f"{name}_delta_se"] = se
@@ -189,14 +189,16 @@ class MilestoneEvaluator:
         for key, metric, negate_for in primary:
             if metric not in tuned.metrics or metric not in base.metrics:
                 continue
-            delta, se = _difference(tuned, base, metric)
+            delta, se = metric_difference(tuned, base, metric)
             out[key] = 0.0 - delta if metric == negate_for else delta
             if se is not None:
                 out[f"{key}_se"] = se
         return out
 
 
-def _difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float, float | None]:
+def metric_difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float, float | None]:
+    """``a - b`` for ``metric``: paired, with its SE, where both results hold per-item values
+    (``paired_difference``); else the difference of the two aggregates, with no SE."""
     try:
         return paired_difference(a, b, metric)
     except KeyError:
