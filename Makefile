@@ -6,9 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup assets debian-docs demo smoke test test-slow test-all bench mlflow-ui clean
+.PHONY: setup assets debian-docs sandbox-tools demo smoke test test-slow test-all bench mlflow-ui clean
 
-setup: $(VENV)/.installed assets
+setup: $(VENV)/.installed assets sandbox-tools
 
 # pip, not uv/poetry: torch==2.13.0 must resolve to the CPU wheel (see pyproject.toml).
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +26,14 @@ debian-docs:
 	@if [ ! -d /usr/share/doc/pari-doc ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pari-doc maxima-doc python-sympy-doc >/dev/null) \
 	  || echo "[setup] Debian math docs not installed; math_cpt falls back to MATH solutions"; \
+	fi
+
+# bubblewrap isolates the code evals (lfl_ray/eval/sandbox.py); without it the sandbox falls
+# back to a weaker layer and says so in its log. libseccomp2 backs its syscall filter.
+sandbox-tools:
+	@if ! command -v bwrap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null) \
+	  || echo "[setup] bubblewrap not installed; the code sandbox uses a weaker layer (see its log)"; \
 	fi
 
 # The main job: the cpu preset of code IFT on a local Ray, then the analysis.

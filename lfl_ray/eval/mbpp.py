@@ -8,6 +8,7 @@ at its stop sequences; chat models get the same text as a user turn and answer i
 from __future__ import annotations
 
 from lfl_ray.eval.prompts import chat_prompt, extract_code
+from lfl_ray.eval.sandbox import Check
 from lfl_ray.eval.sources import request_docs
 
 STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```", "\n#", "\n<|/", "<|im_end|>")
@@ -34,5 +35,7 @@ def to_completion(problem: dict, text: str, chat: bool) -> str:
     return extract_code(text) if chat else text
 
 
-def program(problem: dict, completion: str) -> str:
-    return "\n".join([completion, problem["test_setup_code"], *problem["test_list"]])
+def program(problem: dict, completion: str) -> Check:
+    """The completion runs in the sandbox; setup code and asserts run outside against it."""
+    return Check(code=completion, setup=problem["test_setup_code"],
+                 test="\n".join(problem["test_list"]))
