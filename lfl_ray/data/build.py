@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lfl_ray.cache import data_cache_root
 from lfl_ray.data.blocks import TokenBlocks
 from lfl_ray.data.formatting import (Packer, Row, document_windows, pack_stream, passage_row,
                                      to_blocks, tokenize_documents, tokenize_examples)
@@ -54,14 +55,6 @@ class RegimeData:
     """Held-out rows for the learning loss (one document per row)."""
     stats: dict = field(default_factory=dict)
     """Examples, rows, tokens and documents per split, sources, notes, flags, a sample."""
-
-
-def data_cache_root() -> Path:
-    """Where built regimes are cached: ``$LFL_RAY_DATA_CACHE`` or ``<cache>/data``."""
-    from lfl_ray.cache import cache_path
-
-    root = os.environ.get("LFL_RAY_DATA_CACHE")
-    return Path(root).expanduser().resolve() if root else cache_path("data")
 
 
 def cache_key(spec: DataSpec) -> str:

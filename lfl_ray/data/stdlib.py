@@ -113,7 +113,7 @@ def stdlib_function_examples() -> tuple[Example, ...]:
     """
     import json
 
-    from lfl_ray.data.build import data_cache_root
+    from lfl_ray.cache import data_cache_root
 
     cached = data_cache_root() / "sources" / f"stdlib-functions-{python_tag()}-v{PAIRS_FORMAT}.json"
     if cached.exists():

@@ -1,15 +1,14 @@
 """One trial as a Ray Train job: a TorchTrainer around ``train_loop_per_worker``.
 
-``build_trainer`` is shared by the standalone path (``run_trial``) and the Tune trainable of
-a sweep. Re-running a trial with the same name and storage path resumes it from its
-latest checkpoint (Ray Train V2 restores its checkpoint manager from storage).
+``build_trainer`` is what the Tune trainable of a sweep fits; a standalone trial (tests,
+benchmarks) is ``build_trainer(...).fit()`` once Ray is up (``lfl_ray.ray_runtime.init_ray``).
+Re-running a trial with the same name and storage path resumes it from its latest
+checkpoint (Ray Train V2 restores its checkpoint manager from storage).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lfl_ray.train.config import TrialConfig
 from lfl_ray.train.loop import train_loop_per_worker
@@ -38,22 +37,3 @@ def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evalu
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-
-
-@dataclass
-class TrialOutcome:
-    """What a finished trial left: its last reported metrics and checkpoint path."""
-
-    metrics: dict[str, Any]
-    checkpoint_path: str | None
-    error: BaseException | None
-
-
-def run_trial(cfg: TrialConfig, data, *, name: str, storage_path: str, evaluator=None, base=None,
-              logger=None, max_failures: int = 0) -> TrialOutcome:
-    """Run one trial on Ray Train (Ray must be initialized: lfl_ray.ray_runtime.init_ray)."""
-    trainer = build_trainer(cfg, data, name=name, storage_path=storage_path, evaluator=evaluator,
-                            base=base, logger=logger, max_failures=max_failures)
-    result = trainer.fit()
-    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
-    return TrialOutcome(dict(result.metrics or {}), checkpoint, result.error)
