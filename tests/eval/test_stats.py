@@ -58,3 +58,12 @@ def test_mc_mean_combines_the_three_tasks():
     one_delta, one_se = paired_se([1, 1, 0, 1], [0, 1, 0, 0])
     assert delta == pytest.approx(one_delta)
     assert se == pytest.approx(math.sqrt(3 * one_se ** 2) / 3)
+
+
+def test_metric_difference_is_paired_where_it_can_be_and_plain_where_not():
+    from lfl_ray.eval.milestone import metric_difference
+
+    base = EvalResult(metrics={"m": 0.5, "eval_loss": 2.0}, items={"m": [0.0, 1.0, 0.0, 1.0]})
+    tuned = EvalResult(metrics={"m": 0.75, "eval_loss": 1.5}, items={"m": [1.0, 1.0, 0.0, 1.0]})
+    assert metric_difference(tuned, base, "m") == paired_difference(tuned, base, "m")
+    assert metric_difference(tuned, base, "eval_loss") == (-0.5, None)  # no per-item values: no SE
