@@ -52,10 +52,10 @@ def _trial_times(outcome) -> tuple[list[dict], float, float]:
 
 
 def run_once(preset: str, scheduler: str, root: Path) -> dict:
-    from lfl_ray.sweep.presets import build
+    from lfl_ray.sweep.study import load_study
     from lfl_ray.sweep.runner import run_sweep
 
-    spec = build("code_ift", preset, name=f"bench-{preset}-{scheduler}")
+    spec = load_study("code_ift", preset=preset, name=f"bench-{preset}-{scheduler}").spec()
     spec = replace(spec, scheduler=scheduler)
     lines: list[str] = []
 

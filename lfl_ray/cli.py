@@ -1,4 +1,4 @@
-"""The ``lfl-ray`` command: verbs map to library functions (assets, data, eval, train).
+"""The ``lfl-ray`` command: verbs map to library functions (sweep, assets, data, eval, analyse).
 
 Each verb group lives beside the code it drives and exposes ``register(subparsers)``; this
 file only wires them together.
@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Modules that add verbs; each has register(subparsers) which sets ``func`` on its parsers.
-VERB_MODULES = ("lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli", "lfl_ray.analysis.cli")
+VERB_MODULES = ("lfl_ray.sweep.cli", "lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli",
+                "lfl_ray.analysis.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

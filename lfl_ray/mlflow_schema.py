@@ -267,6 +267,10 @@ SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")
 """Keys containing these never become params, and values of such env vars are masked."""
 
 
+EXPERIMENT_NOTE = "mlflow.note.content"
+"""Experiment tag the MLflow UI shows as the experiment's description."""
+
+
 def artifact_root_for(tracking_uri: str) -> str | None:
     """Absolute artifact folder beside a sqlite store (None for servers: they decide)."""
     if tracking_uri.startswith("sqlite:///"):
@@ -356,15 +360,21 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The experiment id for sweep ``name`` (created with an absolute artifact location)."""
+def ensure_experiment(tracking_uri: str, name: str, description: str = "") -> str:
+    """The experiment id for sweep ``name`` (created with an absolute artifact location);
+    ``description`` becomes the experiment's note in the MLflow UI."""
     mlflow_client = client(tracking_uri)
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
-        return found.experiment_id
-    root = artifact_root_for(tracking_uri)
-    location = str(Path(root) / name) if root else None
-    return mlflow_client.create_experiment(name, artifact_location=location)
+        experiment_id = found.experiment_id
+    else:
+        root = artifact_root_for(tracking_uri)
+        location = str(Path(root) / name) if root else None
+        experiment_id = mlflow_client.create_experiment(name, artifact_location=location)
+    if description:
+        with_retries(lambda: mlflow_client.set_experiment_tag(experiment_id, EXPERIMENT_NOTE, description),
+                     "set experiment description")
+    return experiment_id
 
 
 def find_runs(tracking_uri: str, experiment_id: str, filter_string: str) -> list:

@@ -1,13 +1,15 @@
-"""Math instruction finetuning: LoRA vs full FT (paper: MetaMathQA; offline: MATH solutions + gsm_symbolic). Learning: GSM8K and held-out loss.
+"""Run the study in `sweeps/math_ift.yaml` (the file says what it asks, its presets and why).
 
-Run: python sweeps/math_ift.py --preset {paper,cpu,smoke} [--dry-run] [--resume] [--name NAME]
-On a cluster: ray job submit --working-dir . -- python sweeps/math_ift.py --preset paper
+    python sweeps/math_ift.py --preset cpu [--dry-run] [--resume] [--name NAME] [--set budget.steps=80]
+    ray job submit --working-dir . -- python sweeps/math_ift.py --preset paper
+
+Exactly `lfl-ray sweep sweeps/math_ift.yaml [flags]`; every flag of that verb works here.
 """
 
 import sys
+from pathlib import Path
 
-from lfl_ray.sweep.cli import sweep_main
-from lfl_ray.sweep.presets import PRESETS, build
+from lfl_ray.sweep.cli import script_main
 
 if __name__ == "__main__":
-    sys.exit(sweep_main("math_ift", __doc__.splitlines()[0], build, PRESETS, default="cpu"))
+    sys.exit(script_main(str(Path(__file__).with_suffix(".yaml"))))

@@ -1,13 +1,15 @@
-"""Does LoRA regularize more than the usual regularizers? LoRA vs full FT vs full FT + weight decay vs full FT + dropout vs LoRA + HiddenKey, at matched budgets.
+"""Run the study in `sweeps/regularization.yaml` (the file says what it asks, its presets and why).
 
-Run: python sweeps/regularization.py --regime code_ift --preset {paper,cpu,smoke} [--dry-run]
-On a cluster: ray job submit --working-dir . -- python sweeps/regularization.py --preset paper
+    python sweeps/regularization.py --preset cpu [--dry-run] [--resume] [--name NAME] [--set budget.steps=80]
+    ray job submit --working-dir . -- python sweeps/regularization.py --preset paper
+
+Exactly `lfl-ray sweep sweeps/regularization.yaml [flags]`; every flag of that verb works here.
 """
 
 import sys
+from pathlib import Path
 
-from lfl_ray.sweep.cli import sweep_main
-from lfl_ray.sweep.presets import PRESETS, regularization
+from lfl_ray.sweep.cli import script_main
 
 if __name__ == "__main__":
-    sys.exit(sweep_main(None, __doc__.splitlines()[0], regularization, PRESETS, default="cpu"))
+    sys.exit(script_main(str(Path(__file__).with_suffix(".yaml"))))

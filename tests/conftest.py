@@ -43,11 +43,11 @@ def hub_secret() -> str:
 def smoke_sweep(ray_local, tmp_path_factory):
     """The smoke preset of code_ift run for real once per session (tiny model, ~2-3 min):
     a real local Ray, a real sqlite MLflow store. Returns the SweepOutcome."""
-    from lfl_ray.sweep.presets import build
     from lfl_ray.sweep.runner import run_sweep
+    from lfl_ray.sweep.study import load_study
 
     root = tmp_path_factory.mktemp("smoke_sweep")
     # A hub token in the environment, as a user on a cluster has one: it must never be logged.
     os.environ["HF_TOKEN"] = SMOKE_SECRET
-    spec = build("code_ift", "smoke", name="smoke-test")
+    spec = load_study("code_ift", preset="smoke", name="smoke-test").spec()
     return run_sweep(spec, tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db", storage_path=str(root / "ray_results"))

@@ -1,113 +1,92 @@
-"""Command line of the sweep scripts: ``python sweeps/code_ift.py --preset cpu [...]``.
+"""``lfl-ray sweep STUDY [--preset P] [--set k=v ...] [--dry-run] [--resume] [...]``.
 
-The same flags work under ``ray job submit --working-dir . -- python sweeps/code_ift.py``
-(the driver then joins the cluster from RAY_ADDRESS).
+STUDY is a study file (``sweeps/code_ift.yaml``, your own ``my_study.yaml``, or a sweep's
+logged ``sweep_spec.json``) or the name of a shipped study (``code_ift``). The same verb runs
+on a laptop, under ``ray job submit -- lfl-ray sweep ...`` (the driver joins the cluster from
+RAY_ADDRESS) and as ``python -m lfl_ray sweep``; ``python sweeps/code_ift.py`` runs it on its
+sibling study file.
+
+Exit status: 0 when every trial finished or was stopped early by the scheduler; 2 for bad
+input (nothing started); 3 when some trials failed; 4 when no trial finished; 130 when the
+sweep was interrupted (``--resume`` continues it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import replace
-from typing import Callable
 
 from lfl_ray.errors import AssetMissingError, ConfigError
 
+EXIT_BAD_INPUT = 2
+EXIT_SOME_FAILED = 3
+EXIT_NONE_FINISHED = 4
+EXIT_INTERRUPTED = 130
 
-def parser(description: str, presets: tuple[str, ...], default: str,
-           regime_choices: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    if regime_choices:
-        p.add_argument("--regime", default=regime_choices[0], help=f"one of {list(regime_choices)}")
-    p.add_argument("--preset", default=default, help=f"one of {list(presets)} (default {default})")
-    p.add_argument("--name", help="sweep name: MLflow experiment and Tune folder (default: preset-regime)")
+
+def add_arguments(p: argparse.ArgumentParser, *, study: bool = True) -> argparse.ArgumentParser:
+    if study:
+        p.add_argument("study", help="a study file (.yaml/.json) or a shipped study name "
+                       "(code_ift, math_ift, code_cpt, math_cpt, regularization)")
+    p.add_argument("--preset", help="a preset of the study file (default: its default_preset)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="override one field, e.g. --set budget.steps=80 --set 'lora[0].lrs=[1e-3,2e-3]' "
+                   "(values are YAML; repeatable)")
+    p.add_argument("--spec-file", help="a YAML or JSON mapping of overrides merged onto the preset")
+    p.add_argument("--regime", help="the regime (for a study that `extends` one, the study it extends)")
+    p.add_argument("--name", help="sweep name: MLflow experiment and Tune folder (default: PRESET-STUDY)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///$PWD/mlruns/mlflow.db)")
     p.add_argument("--storage-path", help="Ray Tune storage: a local folder or s3://, gs:// (default ./ray_results)")
     p.add_argument("--resume", action="store_true", help="continue the sweep of this name: finished trials "
                    "are kept, unfinished ones resume from their last checkpoint")
-    p.add_argument("--max-concurrent", type=int, help="trials at once (default from the preset)")
-    p.add_argument("--dry-run", action="store_true", help="validate and print the trial table and cost; start nothing")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default from the study)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print what the sweep will run and "
+                   "its cost; start nothing")
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="where a local Ray binds its dashboard (default 127.0.0.1, loopback only; "
                    "anything else is reachable from the network and prints a warning)")
-    p.add_argument("--spec-file", help="a JSON or YAML file of SweepSpec overrides (e.g. budget.steps: 80)")
     return p
 
 
-def apply_overrides(spec, overrides: dict):
-    """Apply dotted overrides (``{"budget": {"steps": 80}}`` or ``{"budget.steps": 80}``)."""
-    from lfl_ray.sweep.spec import FullGrid, LoraGrid
-
-    nested: dict = {}
-    for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        elif isinstance(value, dict):
-            nested.setdefault(head, {}).update(value)
-        else:
-            nested[head] = value
-    changes = {}
-    for key, value in nested.items():
-        if key not in spec.__dataclass_fields__:
-            raise ConfigError(f"spec file: {key}", value, f"must be one of {sorted(spec.__dataclass_fields__)}")
-        if key in ("budget", "resources") and isinstance(value, dict):
-            current = getattr(spec, key)
-            bad = [k for k in value if k not in current.__dataclass_fields__]
-            if bad:
-                raise ConfigError(f"spec file: {key}.{bad[0]}", value[bad[0]],
-                                  f"must be one of {sorted(current.__dataclass_fields__)}")
-            changes[key] = replace(current, **{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-        elif key == "full":
-            changes[key] = tuple(FullGrid(**{k: tuple(v) for k, v in g.items()}) for g in value)
-        elif key == "lora":
-            changes[key] = tuple(LoraGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()})
-                                 for g in value)
-        else:
-            changes[key] = tuple(value) if isinstance(value, list) else value
-    return replace(spec, **changes)
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="run a LoRA-vs-full study from a study file",
+                              description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=run_from_args)
 
 
-def load_spec_file(path: str) -> dict:
-    import yaml
+def run_from_args(args) -> int:
+    """Load the study, run it, and turn the outcome into the exit status."""
+    from lfl_ray.sweep.study import load_study
 
+    if args.max_concurrent is not None and args.max_concurrent <= 0:
+        raise ConfigError("--max-concurrent", args.max_concurrent, "must be an integer > 0")
+    study = load_study(args.study, preset=args.preset, spec_file=args.spec_file, sets=tuple(args.sets),
+                       regime=args.regime, name=args.name)
+    if args.max_concurrent is not None:
+        study.data.setdefault("resources", {})
+        study.data["resources"] = {**study.data["resources"], "max_concurrent": args.max_concurrent}
+    spec = study.spec()
+    from lfl_ray.sweep.runner import run_sweep
+
+    outcome = run_sweep(spec, tracking_uri=args.tracking_uri, storage_path=args.storage_path,
+                        resume=args.resume, dry_run=args.dry_run, dashboard_host=args.dashboard_host,
+                        description=study.description)
+    return 0 if outcome is None else outcome.exit_status
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``lfl-ray sweep`` as a function (the scripts in sweeps/ call it). Exit 2 on bad input."""
+    parser = add_arguments(argparse.ArgumentParser(prog=prog or "lfl-ray sweep",
+                                                   description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args(argv)
     try:
-        text = open(path).read()
-    except OSError as exc:
-        raise ConfigError("--spec-file", path, f"must be a readable file ({exc.strerror})") from exc
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError("--spec-file", path, f"must be valid {'JSON' if path.endswith('.json') else 'YAML'}: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError("--spec-file", path, "must hold a mapping of SweepSpec fields")
-    return data
-
-
-def sweep_main(regime: str | None, description: str, build: Callable[[str, str, str | None], object],
-               presets: tuple[str, ...], default: str = "cpu", argv: list[str] | None = None) -> int:
-    """Parse flags, build the spec from the preset, run the sweep. Exit 2 on bad input.
-    With ``regime=None`` the script takes ``--regime``."""
-    regimes = ("code_ift", "math_ift", "code_cpt", "math_cpt") if regime is None else ()
-    args = parser(description, presets, default, regimes).parse_args(argv)
-    try:
-        if regime is None:
-            from lfl_ray.errors import require_choice
-
-            require_choice("--regime", args.regime, regimes)
-        spec = build(regime or args.regime, args.preset, args.name)
-        if args.spec_file:
-            spec = apply_overrides(spec, load_spec_file(args.spec_file))
-        if args.max_concurrent is not None and args.max_concurrent <= 0:
-            raise ConfigError("--max-concurrent", args.max_concurrent, "must be an integer > 0")
-        from lfl_ray.sweep.runner import run_sweep
-
-        run_sweep(spec, tracking_uri=args.tracking_uri, storage_path=args.storage_path, resume=args.resume,
-                  dry_run=args.dry_run, max_concurrent=args.max_concurrent,
-                  dashboard_host=args.dashboard_host)
+        return run_from_args(args)
     except (ConfigError, AssetMissingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_BAD_INPUT
+
+
+def script_main(study_file: str) -> int:
+    """What ``python sweeps/NAME.py [flags]`` runs: the sweep of its sibling study file."""
+    return main([study_file, *sys.argv[1:]], prog=f"python {sys.argv[0]}")

@@ -1,29 +1,38 @@
-"""run_sweep: validate, print the plan, build data and base evals once, run Ray Tune, and
-leave every trial's run in MLflow with its final status.
+"""run_sweep: check everything, print the plan, build data and base evals once, run Ray Tune,
+and leave every trial's run in MLflow with its final status.
 
-Order matters: everything a user can get wrong is checked before Ray or MLflow starts.
+Order matters. Everything a user can get wrong is checked before Ray or MLflow starts (the
+spec, the model's config, the machine's CPUs and GPUs, the stores). From the moment the
+parent run exists, every failure ends it, and every child still RUNNING, in a final state
+with the real cause: no run is left RUNNING.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+from lfl_ray import mlflow_schema as schema
 from lfl_ray.errors import ConfigError
+from lfl_ray.mlflow_schema import Status
 from lfl_ray.ray_runtime import check_dashboard_host
-from lfl_ray.sweep import mlflow_runs
+from lfl_ray.sweep import preflight
 from lfl_ray.sweep.cost import ASSUMED_MFU, trial_cost
-from lfl_ray.sweep.space import grid_points
+from lfl_ray.sweep.search import OBJECTIVE, SearchPlan, plan_search
 from lfl_ray.sweep.spec import SweepSpec
 from lfl_ray.sweep.trainable import SweepContext, run_trial_in_tune
 from lfl_ray.tracking import default_tracking_uri
 from lfl_ray.train.config import FaultInjection
 
 FAULTS_ENV = "LFL_RAY_FAULTS"
-"""Test-only: 'INDEX:KIND@STEP,...' with KIND in raise|nan|oom|kill; INDEX = trial order in the grid."""
+"""Test-only: 'INDEX:KIND@STEP,...' with KIND in raise|nan|oom|kill|config|asset; INDEX = trial
+order in the grid. 'config' and 'asset' raise lfl-ray's own error types inside the trial."""
+FAULT_KINDS = {"raise": "raise_at_step", "nan": "nan_at_step", "oom": "oom_at_step",
+               "kill": "kill_worker_at_step", "config": "config_error_at_step", "asset": "asset_error_at_step"}
 
 
 @dataclass
@@ -38,37 +47,62 @@ class SweepOutcome:
     statuses: dict[str, str]
     """Trial key -> FINISHED / FAILED / EARLY_STOPPED / INTERRUPTED (Ctrl-C; --resume continues)."""
     seconds: float
+    errors: dict[str, str] | None = None
+    """Trial key -> the error of each FAILED trial."""
+
+    @property
+    def exit_status(self) -> int:
+        """0: every trial finished or was stopped by the scheduler; 130: interrupted; 4: no trial
+        finished; 3: some trials failed (``lfl_ray.sweep.cli``)."""
+        from lfl_ray.sweep.cli import EXIT_INTERRUPTED, EXIT_NONE_FINISHED, EXIT_SOME_FAILED
+
+        values = list(self.statuses.values())
+        if Status.INTERRUPTED in values:
+            return EXIT_INTERRUPTED
+        if not values or Status.FINISHED not in values:
+            return EXIT_NONE_FINISHED
+        if Status.FAILED in values:
+            return EXIT_SOME_FAILED
+        return 0
 
 
-def parse_faults(text: str | None, points: list[dict]) -> dict[str, FaultInjection]:
+def parse_faults(text: str | None, trials: list) -> dict[str, FaultInjection]:
     faults: dict[str, FaultInjection] = {}
+    kinds = "|".join(FAULT_KINDS)
     for item in filter(None, (text or "").split(",")):
-        match = re.fullmatch(r"\s*(\d+):(raise|nan|oom|kill)@(\d+)\s*", item)
-        if not match or int(match.group(1)) >= len(points):
-            raise ConfigError(FAULTS_ENV, item, f"must be INDEX:raise|nan|oom|kill@STEP with INDEX < {len(points)}")
+        match = re.fullmatch(rf"\s*(\d+):({kinds})@(\d+)\s*", item)
+        if not match or int(match.group(1)) >= len(trials):
+            raise ConfigError(FAULTS_ENV, item, f"must be INDEX:{kinds}@STEP with INDEX < {len(trials)}")
         index, kind, step = int(match.group(1)), match.group(2), int(match.group(3))
-        arg = {"raise": "raise_at_step", "nan": "nan_at_step", "oom": "oom_at_step",
-               "kill": "kill_worker_at_step"}[kind]
-        faults[points[index]["key"]] = FaultInjection(**{arg: step})
+        faults[trials[index].key] = FaultInjection(**{FAULT_KINDS[kind]: step})
     return faults
 
 
-def plan_table(spec: SweepSpec, points: list[dict]) -> str:
-    """The trial table with a cost estimate (printed by --dry-run and before every sweep)."""
+def plan_table(spec: SweepSpec, plan: SearchPlan) -> str:
+    """What the sweep will run, with a cost estimate (printed by --dry-run and before every sweep)."""
     lines = [f"sweep {spec.name!r}: regime {spec.regime}, model {spec.model}, data {spec.data_source}, "
              f"search {spec.search}, scheduler {spec.scheduler}",
              f"budget: {spec.budget.steps} steps x {spec.budget.global_batch_size} x {spec.budget.seq_len} tokens "
-             f"= {spec.budget.total_tokens:,} tokens/trial; milestones at steps {list(spec.budget.milestones)}",
-             f"{'#':>3}  {'family':<28} {'lr':>8} {'wd':>6} {'seed':>4}  {'tokens':>12} {'PFLOPs':>9} "
-             f"{'GPU-h':>8} {'CPU-h':>7}  trial (every setting)"]
+             f"= {spec.budget.total_tokens:,} tokens/trial; milestones at steps {list(spec.budget.milestones)}"]
+    lines += plan.description
+    if plan.trials is None:
+        methods = (["full"] if spec.full else []) + (["lora"] if spec.lora else [])
+        costs = [trial_cost(spec.model, m, spec.budget.total_tokens) for m in methods]
+        per = " / ".join(f"{m} {c.flops / 1e15:.2f} PFLOPs, {c.cpu_hours:.2f} CPU-h" for m, c in zip(methods, costs))
+        most = max(c.gpu_hours for c in costs)
+        lines.append(f"{plan.num_samples} trials (sampled as the sweep runs); per trial: {per}; at most "
+                     f"{plan.num_samples * most:.1f} H100-hours at {ASSUMED_MFU:.0%} MFU (training only)")
+        return "\n".join(lines)
+    lines.append(f"{'#':>3}  {'family':<28} {'lr':>9} {'wd':>6} {'seed':>4}  {'tokens':>12} {'PFLOPs':>9} "
+                 f"{'GPU-h':>8} {'CPU-h':>7}  trial key")
     totals = [0, 0.0, 0.0, 0.0]
-    for i, p in enumerate(points):
-        cost = trial_cost(spec.model, p["method"], spec.budget.total_tokens)
+    for i, t in enumerate(plan.trials):
+        cost = trial_cost(spec.model, t.method.name, spec.budget.total_tokens)
         totals = [totals[0] + cost.tokens, totals[1] + cost.flops, totals[2] + cost.gpu_hours,
                   totals[3] + cost.cpu_hours]
-        lines.append(f"{i:>3}  {p['family']:<28} {p['lr']:>8.1e} {p['weight_decay']:>6g} {p['seed']:>4}  "
-                     f"{cost.tokens:>12,} {cost.flops / 1e15:>9.2f} {cost.gpu_hours:>8.2f} {cost.cpu_hours:>7.2f}  {p['key']}")
-    lines.append(f"{len(points)} trials; {totals[0]:,} tokens; {totals[1] / 1e15:.1f} PFLOPs; "
+        lines.append(f"{i:>3}  {t.family:<28} {t.lr:>9.3g} {t.weight_decay:>6g} {t.seed:>4}  "
+                     f"{cost.tokens:>12,} {cost.flops / 1e15:>9.2f} {cost.gpu_hours:>8.2f} {cost.cpu_hours:>7.2f}  {t.key}")
+    lines.append(f"{len(plan.trials)} trials; {totals[0]:,} tokens; {totals[1] / 1e15:.1f} PFLOPs; "
                  f"{totals[2]:.1f} H100-hours at {ASSUMED_MFU:.0%} MFU (training only); "
                  f"{totals[3]:.2f} CPU-hours on a 2-core machine")
     return "\n".join(lines)
@@ -78,12 +112,14 @@ def _storage(storage_path: str | None) -> str:
     if storage_path and "://" in storage_path:
         return storage_path
     folder = Path(storage_path or Path.cwd() / "ray_results").expanduser().resolve()
-    mlflow_runs._check_writable("--storage-path", str(storage_path or folder), folder)
+    schema.check_writable("--storage-path", str(storage_path or folder), folder)
     return str(folder)
 
 
 def _prepare_evals(spec: SweepSpec, log):
     """Build (and cache) the data, the held-out/general sets, the evaluator and base results."""
+    from dataclasses import replace
+
     from lfl_ray.data import DataSpec, general_text, load_regime
     from lfl_ray.eval.milestone import MilestoneEvaluator
     from lfl_ray.eval.spec import EvalSpec
@@ -100,27 +136,72 @@ def _prepare_evals(spec: SweepSpec, log):
     return data, regime, evaluator, base
 
 
+def describe_error(exc: BaseException) -> str:
+    """The cause a user can act on: a full disk is named as one, whatever wrapped it."""
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"disk full: {cause} (free space where the sweep stores checkpoints and logs)"
+        cause = cause.__cause__ or cause.__context__
+    text = f"{type(exc).__name__}: {exc}"
+    if "No space left on device" in text:
+        return f"disk full: {text}"
+    return text
+
+
+def _check_name_free(tracking_uri: str, spec: SweepSpec, resume: bool, experiment_path: str, log) -> None:
+    """Refuse a second sweep of a name whose parent run is still RUNNING (unless resuming)."""
+    found = schema.client(tracking_uri).get_experiment_by_name(spec.name)
+    if found is not None and not resume:
+        running = schema.find_runs(tracking_uri, found.experiment_id,
+                                   f"{schema.parent_filter()} and attributes.status = 'RUNNING'")
+        if running:
+            raise ConfigError("--name", spec.name, "is the name of a sweep that is still RUNNING "
+                              f"(parent run {running[0].info.run_id}); pick another name, or --resume it "
+                              "once it has stopped")
+    if not resume and "://" not in experiment_path and (Path(experiment_path) / "tuner.pkl").exists():
+        log(f"[sweep] note: {experiment_path} holds an earlier sweep named {spec.name!r}; this new sweep "
+            "replaces its Tune state (its MLflow runs stay; use --resume to continue it instead)")
+
+
 def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path: str | None = None,
               resume: bool = False, dry_run: bool = False, max_concurrent: int | None = None,
-              data=None, dashboard_host: str = "127.0.0.1", log=print) -> SweepOutcome | None:
+              data=None, dashboard_host: str = "127.0.0.1", description: str = "",
+              log=print) -> SweepOutcome | None:
     """Run ``spec`` on Ray Tune (local Ray or the cluster in RAY_ADDRESS); None on dry runs.
     ``dashboard_host`` is where a local Ray binds its dashboard (loopback unless asked)."""
+    from dataclasses import replace
+
     if max_concurrent is not None:
         spec = replace(spec, resources=replace(spec.resources, max_concurrent=max_concurrent))
     spec.validate()
     check_dashboard_host(dashboard_host)
-    points = grid_points(spec)
-    log(plan_table(spec, points if spec.search == "grid" else points[: spec.num_samples]))
-    if dry_run:
-        return None
+    address = os.environ.get("RAY_ADDRESS")
+    preflight.check_model(spec, log=log)
+    plan = plan_search(spec)
+    log(plan_table(spec, plan))
+    try:
+        preflight.check_resources(spec, address)
+    except ConfigError as exc:
+        if not dry_run:
+            raise
+        log(f"[check] this machine cannot run it as it is: {exc}")
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    mlflow_runs.check_tracking_uri(tracking_uri)
+    preflight.check_sqlite_uri(tracking_uri)
+    schema.check_tracking_uri(tracking_uri)
     storage = _storage(storage_path)
     experiment_path = f"{storage.rstrip('/')}/{spec.name}"
     if resume and "://" not in storage and not (Path(experiment_path) / "tuner.pkl").exists():
         raise ConfigError("--resume", spec.name, f"needs a previous sweep of that name in {storage} "
                           "(none found; run without --resume to start one)")
-    faults = parse_faults(os.environ.get(FAULTS_ENV), points)
+    faults = parse_faults(os.environ.get(FAULTS_ENV), plan.trials or [])
+    if dry_run:
+        return None
+    if "://" not in storage:
+        preflight.check_storage("--storage-path", str(storage_path or storage), Path(storage))
+    preflight.prepare_store(tracking_uri)
+    _check_name_free(tracking_uri, spec, resume, experiment_path, log)
 
     from ray import tune
 
@@ -129,85 +210,75 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
 
     started = time.perf_counter()
     init_ray(use_gpu=spec.resources.use_gpu, dashboard_host=dashboard_host, log=log)
-    experiment_id = mlflow_runs.ensure_experiment(tracking_uri, spec.name)
-    parent = mlflow_runs.start_parent(tracking_uri, experiment_id, spec, resume=resume)
-    evaluator = base = None
-    if data is None:
-        data, _regime, evaluator, base = _prepare_evals(spec, log)
-        from lfl_ray.tracking import RunLogger
-
-        parent_log = RunLogger(tracking_uri, parent)
-        parent_log.log_metrics({f"base/{k}": v for k, v in base.metrics.items()}, step=0)
-        parent_log.log_json(base.to_json(), "evals/base.json")
-    # Train checkpoints live under the parent run: --resume (same parent) finds them, while a
-    # new sweep of a reused name never picks up an old sweep's finished checkpoints.
-    context = SweepContext(spec, tracking_uri, experiment_id, parent, data,
-                           f"{experiment_path}/train/{parent}", evaluator, base, faults)
-    trainable = tune.with_resources(tune.with_parameters(run_trial_in_tune, context=context), {"cpu": 0.01})
-    callback = TrialStatusCallback(spec, tracking_uri, experiment_id, parent)
-    if resume:
-        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
-    else:
-        tuner = tune.Tuner(trainable, param_space=_param_space(spec, points),
-                           tune_config=_tune_config(spec), run_config=_run_config(spec, storage, callback))
-    # Reports between milestones carry training metrics only; the scheduler and searcher
-    # act on the milestone reports that carry `learning`/`forgetting`.
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    if address:
+        preflight.check_cluster_resources(spec)
+    experiment_id = schema.ensure_experiment(tracking_uri, spec.name, description=description)
+    parent = schema.start_parent(tracking_uri, experiment_id, name=spec.name, regime=spec.regime,
+                                 params=schema.flatten(spec.to_dict()), spec_json=spec.to_dict(), resume=resume)
     try:
+        evaluator = base = None
+        if data is None:
+            data, _regime, evaluator, base = _prepare_evals(spec, log)
+            schema.log_base(tracking_uri, parent, base.metrics, base.to_json())
+        # Train checkpoints live under the parent run: --resume (same parent) finds them, while a
+        # new sweep of a reused name never picks up an old sweep's finished checkpoints.
+        context = SweepContext(spec, tracking_uri, experiment_id, parent, data,
+                               f"{experiment_path}/train/{parent}", evaluator, base, faults)
+        trainable = tune.with_resources(tune.with_parameters(run_trial_in_tune, context=context), {"cpu": 0.01})
+        callback = TrialStatusCallback(spec, tracking_uri, experiment_id, parent)
+        if resume:
+            tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = tune.Tuner(trainable, param_space=plan.param_space,
+                               tune_config=_tune_config(spec, plan), run_config=_run_config(spec, storage, callback))
+        # Reports between milestones carry training metrics only; the scheduler and searcher
+        # act on the milestone reports that carry `learning`/`forgetting`.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         results = tuner.fit()
-        statuses = reconcile(results, spec, tracking_uri, experiment_id, parent)
+        statuses, errors = reconcile(results, spec, tracking_uri, experiment_id, parent)
     except BaseException as exc:
-        mlflow_runs.end_run(tracking_uri, parent, "FAILED", error=f"{type(exc).__name__}: {exc}")
+        cause = describe_error(exc)
+        for run in schema.running_trials(tracking_uri, experiment_id, parent):
+            schema.end_run(tracking_uri, run.info.run_id, Status.FAILED, error=f"the sweep stopped: {cause}")
+        schema.end_run(tracking_uri, parent, Status.FAILED, error=cause)
+        if isinstance(exc, OSError) and cause.startswith("disk full"):
+            raise OSError(exc.errno, cause) from exc
         raise
-    interrupted = sum(s == "INTERRUPTED" for s in statuses.values())
+    interrupted = sum(s == Status.INTERRUPTED for s in statuses.values())
+    failed = {k: errors.get(k, "") for k, s in statuses.items() if s == Status.FAILED}
     if interrupted:
-        mlflow_runs.end_run(tracking_uri, parent, "KILLED", lfl_status="INTERRUPTED")
+        schema.end_run(tracking_uri, parent, Status.INTERRUPTED)
+    elif failed and Status.FINISHED not in statuses.values():
+        schema.end_run(tracking_uri, parent, Status.FAILED, error=f"no trial finished; {len(failed)} failed")
     else:
-        mlflow_runs.end_run(tracking_uri, parent, "FINISHED")
+        schema.end_run(tracking_uri, parent, Status.FINISHED)
     seconds = time.perf_counter() - started
-    log(f"[sweep] {spec.name}: {sum(s == 'FINISHED' for s in statuses.values())} finished, "
-        f"{sum(s == 'EARLY_STOPPED' for s in statuses.values())} early-stopped, "
-        f"{sum(s == 'FAILED' for s in statuses.values())} failed"
-        + (f", {interrupted} interrupted" if interrupted else "")
-        + f" in {seconds:.0f} s; MLflow: {tracking_uri} (experiment {spec.name!r}); "
-        "open the UI with `make mlflow-ui`")
+    log(f"[sweep] {spec.name}: {sum(s == Status.FINISHED for s in statuses.values())} finished, "
+        f"{sum(s == Status.EARLY_STOPPED for s in statuses.values())} early-stopped, "
+        f"{len(failed)} failed" + (f", {interrupted} interrupted" if interrupted else "")
+        + f" in {seconds:.0f} s; MLflow: {tracking_uri} (experiment {spec.name!r})")
+    for key, error in failed.items():
+        log(f"[sweep] FAILED {key}: {error.strip().splitlines()[-1] if error.strip() else 'no error recorded'}")
+    log(f"[sweep] open the runs: lfl-ray ui --tracking-uri {tracking_uri}")
     if interrupted:
         log(f"[sweep] interrupted: run the same command with --resume to continue {spec.name!r} "
             "from the last checkpoints")
-    return SweepOutcome(spec.name, tracking_uri, experiment_id, parent, experiment_path, statuses, seconds)
+    return SweepOutcome(spec.name, tracking_uri, experiment_id, parent, experiment_path, statuses, seconds, failed)
 
 
-def _param_space(spec: SweepSpec, points: list[dict]) -> dict:
+def _tune_config(spec: SweepSpec, plan: SearchPlan):
     from ray import tune
 
-    from lfl_ray.sweep.space import search_space
-
-    if spec.search == "grid":
-        return {"point": tune.grid_search(points)}
-    return search_space(spec)
-
-
-def _tune_config(spec: SweepSpec):
-    from ray import tune
-
-    search_alg, num_samples, metric, mode = None, 1, None, None
-    if spec.search in ("optuna", "pareto"):
-        from ray.tune.search.optuna import OptunaSearch
-
-        if spec.search == "optuna":
-            search_alg = OptunaSearch(metric="learning", mode="max", seed=spec.seeds[0])
-        else:
-            search_alg = OptunaSearch(metric=["learning", "forgetting"], mode=["max", "min"], seed=spec.seeds[0])
-        num_samples = spec.num_samples
     scheduler = None
     if spec.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(time_attr="milestone", metric="learning", mode="max", grace_period=1,
+        metric, mode = OBJECTIVE
+        scheduler = ASHAScheduler(time_attr="milestone", metric=metric, mode=mode, grace_period=1,
                                   max_t=len(spec.budget.milestones), reduction_factor=2)
-    return tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                           max_concurrent_trials=spec.resources.max_concurrent, metric=metric, mode=mode)
+    return tune.TuneConfig(search_alg=plan.search_alg, scheduler=scheduler, num_samples=plan.num_samples,
+                           max_concurrent_trials=spec.resources.max_concurrent)
 
 
 def _run_config(spec: SweepSpec, storage: str, callback):

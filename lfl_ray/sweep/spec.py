@@ -9,18 +9,29 @@ is checked by ``validate()`` before Ray or MLflow is touched.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Any, Union
 
+from lfl_ray import config_io
 from lfl_ray.errors import ConfigError, require_choice, require_positive
+from lfl_ray.eval.spec import EvalSpec
 from lfl_ray.methods import PRESET_NAMES, TARGET_PRESETS
+from lfl_ray.regularization.hiddenkey import HiddenKeyConfig
 from lfl_ray.train.config import BACKENDS
 from lfl_ray.train.optim import OPTIMIZERS
 from lfl_ray.train.schedule import SCHEDULES
 
-SEARCHES = ("grid", "optuna", "pareto")
 SCHEDULERS = ("none", "asha")
 ALPHA_RULES = ("2r", "fixed", "rslora")
+REGIMES = ("code_ift", "math_ift", "code_cpt", "math_cpt")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""Sweep names become an MLflow experiment and a storage folder: letters, digits, '.', '_', '-',
+at most 100 characters, starting with a letter or digit (so never '', '.' or '..')."""
+
+
+def _require_int(field_name: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(field_name, value, f"must be an integer >= {minimum}")
 
 
 def _check_numbers(field_name: str, values, *, positive: bool = True, allow_zero: bool = False,
@@ -69,7 +80,7 @@ class LoraGrid:
     """Adapter ranks r."""
     lrs: tuple[float, ...] = (1e-3,)
     """Peak learning rates (the paper's best LoRA IFT rate is ~10x full FT's)."""
-    targets: tuple[Union[str, tuple[str, ...]], ...] = ("all",)
+    targets: tuple[str | tuple[str, ...], ...] = ("all",)
     """Target sets: 'attention', 'mlp', 'all', or explicit module-name tuples."""
     alpha_rule: str = "2r"
     """'2r' (the paper: alpha = 2r), 'fixed' (alpha = fixed_alpha for every r) or 'rslora'
@@ -84,7 +95,7 @@ class LoraGrid:
     """LoRA+ learning-rate ratios of B over A (None = plain LoRA)."""
     weight_decays: tuple[float, ...] = (0.0,)
     """Weight decay on the adapters."""
-    hiddenkey: tuple[Any, ...] = (None,)
+    hiddenkey: tuple[HiddenKeyConfig | None, ...] = (None,)
     """HiddenKeyConfig values (None = off)."""
 
     def validate(self, where: str, llama_modules: tuple[str, ...] | None = None) -> None:
@@ -124,8 +135,8 @@ class Budget:
     """Optimizer steps per trial."""
     seq_len: int = 256
     """Tokens per row."""
-    micro_batch_size: int = 4
-    """Rows per worker per forward."""
+    micro_batch_size: int = 2
+    """Rows per worker per forward (2 x the default 2 workers = the default global batch)."""
     global_batch_size: int = 4
     """Rows per optimizer step (accumulation fills the gap)."""
     milestones: tuple[int, ...] = (20, 40, 60)
@@ -162,8 +173,13 @@ class Budget:
                                   f"every milestone must be within the budget of {self.steps} steps")
         if list(self.milestones) != sorted(set(self.milestones)):
             raise ConfigError("budget.milestones", self.milestones, "must be increasing, without repeats")
-        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
-            raise ConfigError("budget.warmup_steps", self.warmup_steps, f"must be in [0, {self.steps})")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
+                or not 0 <= self.warmup_steps < self.steps:
+            raise ConfigError("budget.warmup_steps", self.warmup_steps, f"must be an integer in [0, {self.steps})")
+        if isinstance(self.cooldown_steps, bool) or not isinstance(self.cooldown_steps, int) \
+                or not 0 <= self.cooldown_steps <= self.steps:
+            raise ConfigError("budget.cooldown_steps", self.cooldown_steps,
+                              f"must be an integer in [0, {self.steps}]")
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,8 @@ class Resources:
     def validate(self) -> None:
         require_positive("resources.num_workers", self.num_workers, integer=True)
         require_positive("resources.cpus_per_worker", self.cpus_per_worker)
+        if not isinstance(self.use_gpu, bool):
+            raise ConfigError("resources.use_gpu", self.use_gpu, "must be true or false")
         require_choice("resources.backend", self.backend, BACKENDS)
         if self.backend == "deepspeed":
             require_choice("resources.zero_stage", self.zero_stage, (2, 3))
@@ -220,10 +238,11 @@ class SweepSpec:
     """LoRA grids (empty: no LoRA)."""
     budget: Budget = field(default_factory=Budget)
     """Steps, batch and milestones."""
-    eval: Any = None
-    """lfl_ray.eval.spec.EvalSpec (None: held-out and general-text loss only)."""
+    eval: EvalSpec | None = None
+    """What every milestone evaluates (None: held-out and general-text loss only)."""
     search: str = "grid"
-    """'grid' (every combination), 'optuna' (TPE on learning) or 'pareto' (multi-objective)."""
+    """A registered search (``lfl_ray.sweep.search``): 'grid' (every combination), 'optuna' (TPE
+    on learning) or 'pareto' (multi-objective on learning and forgetting)."""
     num_samples: int = 8
     """Trials drawn by 'optuna'/'pareto' searches (grid runs every point)."""
     scheduler: str = "none"
@@ -235,16 +254,41 @@ class SweepSpec:
     resources: Resources = field(default_factory=Resources)
     """Per-trial resources and concurrency."""
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepSpec":
+        """The spec in a study file, ``--set`` overrides or a logged ``sweep_spec.json``
+        (not yet validated: call ``validate()``)."""
+        return config_io.from_dict(cls, data)
+
+    def to_dict(self) -> dict:
+        """Plain data that ``from_dict`` reads back to an equal spec."""
+        return config_io.to_dict(self)
+
+    def trials(self) -> list:
+        """Every trial of the grids, full-FT baselines first (``lfl_ray.sweep.trials``)."""
+        from lfl_ray.sweep.trials import grid_trials
+
+        return grid_trials(self)
+
     def validate(self) -> "SweepSpec":
         from lfl_ray.models import BUILTIN_MODELS
+        from lfl_ray.sweep.search import SEARCHES
 
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise ConfigError("name", self.name, "must be a non-empty name without '/'")
-        require_choice("regime", self.regime, ("code_ift", "math_ift", "code_cpt", "math_cpt"))
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
+            raise ConfigError("name", self.name, "must be 1-100 letters, digits, '.', '_' or '-', starting with a "
+                              "letter or digit (it names an MLflow experiment and a storage folder)")
+        require_choice("regime", self.regime, REGIMES)
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError("model", self.model, f"must be a built-in alias {list(BUILTIN_MODELS)}, "
+                              "a local folder, or a Hugging Face hub id like 'org/name'")
         if "/" not in self.model and not self.model.startswith((".", "~")) and self.model not in BUILTIN_MODELS:
             raise ConfigError("model", self.model, f"must be a built-in alias {list(BUILTIN_MODELS)}, "
                               "a local folder, or a Hugging Face hub id like 'org/name'")
         require_choice("data_source", self.data_source, ("offline", "hub"))
+        if self.max_train_blocks is not None:
+            _require_int("max_train_blocks", self.max_train_blocks, minimum=1)
+        _require_int("heldout_blocks", self.heldout_blocks, minimum=1)
+        _require_int("general_blocks", self.general_blocks, minimum=1)
         if not self.full and not self.lora:
             raise ConfigError("full/lora", (self.full, self.lora), "at least one method grid must be non-empty")
         for i, grid in enumerate(self.full):
@@ -259,12 +303,16 @@ class SweepSpec:
         require_choice("scheduler", self.scheduler, SCHEDULERS)
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
         require_positive("num_samples", self.num_samples, integer=True)
-        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise ConfigError("seeds", self.seeds, "must be a non-empty list of integers")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("seeds", self.seeds, "must not repeat a seed")
         per_step = self.budget.micro_batch_size * self.resources.num_workers
         if self.budget.global_batch_size % per_step:
             raise ConfigError("budget.global_batch_size", self.budget.global_batch_size,
                               f"must be a multiple of micro_batch_size x num_workers = {per_step}")
         if self.eval is not None:
             self.eval.validate()
+            self.eval.require_primary_suites()
+        self.trials()  # duplicate grid points are an error naming them
         return self

@@ -11,32 +11,31 @@ from __future__ import annotations
 
 from ray.tune import Callback
 
-from lfl_ray.sweep import mlflow_runs
+from lfl_ray import mlflow_schema as schema
+from lfl_ray.mlflow_schema import Status, Tag
+from lfl_ray.sweep.search import trial_of_config
 from lfl_ray.sweep.spec import SweepSpec
 
 
 def _close(spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: str, key: str,
            last: dict | None, error: str | None, *, interrupted: bool = False) -> str:
-    runs = mlflow_runs.find_runs(tracking_uri, experiment_id,
-                                 f"tags.`lfl.trial_key` = '{key}' and tags.`mlflow.parentRunId` = '{parent_id}'")
+    runs = schema.find_trial_runs(tracking_uri, experiment_id, parent_id, key)
     complete = bool(last) and last.get("step") == spec.budget.steps
-    status = "FAILED" if error else ("FINISHED" if complete else
-                                     "INTERRUPTED" if interrupted else "EARLY_STOPPED")
+    status = Status.FAILED if error else (Status.FINISHED if complete else
+                                          Status.INTERRUPTED if interrupted else Status.EARLY_STOPPED)
     checkpoint = (last or {}).get("checkpoint_path")  # added by TuneReportCallback at milestones
     for run in runs:
-        if checkpoint and run.data.tags.get("lfl.checkpoint") != checkpoint:
-            mlflow_runs.client(tracking_uri).set_tag(run.info.run_id, "lfl.checkpoint", checkpoint)
+        if checkpoint and run.data.tags.get(Tag.CHECKPOINT) != checkpoint:
+            schema.set_checkpoint(tracking_uri, run.info.run_id, checkpoint)
         if run.info.status == "RUNNING":
-            mlflow_status = {"FAILED": "FAILED", "FINISHED": "FINISHED", "EARLY_STOPPED": "KILLED",
-                             "INTERRUPTED": "KILLED"}[status]
-            recorded = run.data.tags.get("lfl.error")
-            if status in ("EARLY_STOPPED", "INTERRUPTED") and recorded:
+            recorded = run.data.tags.get(Tag.ERROR)
+            if status in (Status.EARLY_STOPPED, Status.INTERRUPTED) and recorded:
                 # A scheduler stop or Ctrl-C tore down the run's workers: not a failure of the trial.
-                mlflow_runs.client(tracking_uri).delete_tag(run.info.run_id, "lfl.error")
-            mlflow_runs.end_run(tracking_uri, run.info.run_id, mlflow_status,
-                                error=None if recorded and status == "FAILED" else error, lfl_status=status)
+                schema.clear_error(tracking_uri, run.info.run_id)
+            schema.end_run(tracking_uri, run.info.run_id, status,
+                           error=None if recorded and status == Status.FAILED else error)
         else:
-            status = run.data.tags.get(mlflow_runs.STATUS_TAG, status)
+            status = run.data.tags.get(Tag.STATUS, status)
     return status
 
 
@@ -47,9 +46,7 @@ class TrialStatusCallback(Callback):
         self.spec, self.tracking_uri, self.experiment_id, self.parent_id = spec, tracking_uri, experiment_id, parent_id
 
     def _key(self, trial) -> str:
-        from lfl_ray.sweep.trainable import point_of
-
-        return point_of(self.spec, trial.config)["key"]
+        return trial_of_config(self.spec, trial.config).key
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
@@ -67,22 +64,32 @@ class TrialStatusCallback(Callback):
                trial.last_result, error)
 
 
-def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str, parent_id: str) -> dict[str, str]:
-    """Final status of every trial in ``results``; closes any run still RUNNING.
+def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str,
+              parent_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Final status of every trial in ``results`` and the error of each failed one; closes
+    any run still RUNNING.
 
     A trial that ended short of its budget without an error and without a scheduler stop
     was cut off by the user (Ctrl-C): INTERRUPTED, which ``--resume`` continues."""
-    from lfl_ray.sweep.trainable import point_of, stop_key
+    from lfl_ray.sweep.runner import describe_error
+    from lfl_ray.sweep.trainable import stop_key
     from lfl_ray.train.stop import stop_requested
 
     statuses: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for result in results:
-        key = point_of(spec, result.config)["key"]
-        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"[-5000:]
+        key = trial_of_config(spec, result.config).key
+        error = None if result.error is None else describe_error(result.error)[-5000:]
         interrupted = error is None and not stop_requested(stop_key(parent_id, key))
         statuses[key] = _close(spec, tracking_uri, experiment_id, parent_id, key, result.metrics, error,
                                interrupted=interrupted)
-    for run in mlflow_runs.find_runs(tracking_uri, experiment_id,
-                                     f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"):
-        mlflow_runs.end_run(tracking_uri, run.info.run_id, "KILLED", lfl_status="EARLY_STOPPED")
-    return statuses
+        if statuses[key] == Status.FAILED:
+            errors[key] = error or _recorded_error(tracking_uri, experiment_id, parent_id, key)
+    for run in schema.running_trials(tracking_uri, experiment_id, parent_id):
+        schema.end_run(tracking_uri, run.info.run_id, Status.EARLY_STOPPED)
+    return statuses, errors
+
+
+def _recorded_error(tracking_uri: str, experiment_id: str, parent_id: str, key: str) -> str:
+    runs = schema.find_trial_runs(tracking_uri, experiment_id, parent_id, key)
+    return runs[0].data.tags.get(Tag.ERROR, "") if runs else ""

@@ -13,11 +13,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from lfl_ray.sweep import mlflow_runs
-from lfl_ray.sweep.space import point_from_sample, point_params, trial_config
+from lfl_ray import mlflow_schema as schema
+from lfl_ray.mlflow_schema import Status
+from lfl_ray.sweep.search import trial_of_config
 from lfl_ray.sweep.spec import SweepSpec
+from lfl_ray.sweep.trials import TrialSpec
 from lfl_ray.tracking import RunLogger
-from lfl_ray.train.config import FaultInjection
+from lfl_ray.train.config import FaultInjection, TrialConfig
 
 
 @dataclass
@@ -43,25 +45,48 @@ def stop_key(parent_run_id: str, trial_key: str) -> str:
     return f"{parent_run_id}:{trial_key}"
 
 
-def point_of(spec: SweepSpec, config: dict) -> dict:
-    return config["point"] if "point" in config else point_from_sample(spec, config)
+def trial_params(spec: SweepSpec, trial: TrialSpec) -> dict:
+    """A trial run's MLflow params: the trial's own fields, then what the sweep trains and measures it with."""
+    params = trial.params()
+    params.update({"model": spec.model, "regime": spec.regime, "optimizer": spec.optimizer,
+                   "budget_tokens": spec.budget.total_tokens, "budget_steps": spec.budget.steps,
+                   "learning_metric": getattr(spec.eval, "learning_metric", "heldout_loss"),
+                   "forgetting_metric": getattr(spec.eval, "forgetting_metric", "general_loss")})
+    return params
+
+
+def trial_config(spec: SweepSpec, trial: TrialSpec, fault: FaultInjection | None = None) -> TrialConfig:
+    """The TrialConfig that Ray Train's workers run for one trial of ``spec``."""
+    b, r = spec.budget, spec.resources
+    return TrialConfig(
+        model=spec.model, method=trial.method, lr=trial.lr, optimizer=spec.optimizer,
+        weight_decay=trial.weight_decay, schedule=b.schedule, warmup_steps=b.warmup_steps,
+        cooldown_steps=b.cooldown_steps, micro_batch_size=b.micro_batch_size,
+        global_batch_size=b.global_batch_size, total_steps=b.steps, milestones=tuple(b.milestones),
+        report_every=max(1, min(5, b.steps // 4)), num_workers=r.num_workers, use_gpu=r.use_gpu,
+        cpus_per_worker=r.cpus_per_worker, backend=r.backend, zero_stage=r.zero_stage, seed=trial.seed,
+        attention_dropout=trial.attention_dropout, hidden_dropout=trial.hidden_dropout,
+        hiddenkey=trial.hiddenkey, fault=fault,
+    ).validate()
 
 
 def run_trial_in_tune(config: dict, context: SweepContext) -> None:
     """Tune function trainable (bound with tune.with_parameters)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from lfl_ray.train.stop import stop_requested
     from lfl_ray.train.trial import build_trainer
 
     spec = context.spec
-    point = point_of(spec, config)
-    stop_name = stop_key(context.parent_run_id, point["key"])
-    run_id = mlflow_runs.child_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                   point, point_params(point, spec), spec.regime)
+    trial = trial_of_config(spec, config)
+    stop_name = stop_key(context.parent_run_id, trial.key)
+    run_id = schema.child_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                              key=trial.key, family=trial.family, regime=spec.regime,
+                              params=trial_params(spec, trial))
     try:
-        cfg = trial_config(spec, point, fault=context.faults.get(point["key"]))
+        cfg = trial_config(spec, trial, fault=context.faults.get(trial.key))
         trainer = build_trainer(
-            cfg, context.data, name=point["key"], storage_path=context.train_storage,
+            cfg, context.data, name=trial.key, storage_path=context.train_storage,
             evaluator=context.evaluator, base=context.base,
             logger=RunLogger(context.tracking_uri, run_id), callbacks=[TuneReportCallback()],
             max_failures=spec.resources.max_failures, stop_key=stop_name)
@@ -71,16 +96,14 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
     except BaseException as exc:
         # Record the error now; the status (FAILED, or EARLY_STOPPED when the scheduler's stop
         # is what broke the run) is set by TrialStatusCallback, which knows why the trial ended.
-        from lfl_ray.train.stop import stop_requested
-
         # A scheduler stop tears the trial's workers down and may surface here after the
         # callback already closed the run as EARLY_STOPPED: that is no error of the trial.
         if not stop_requested(stop_name):
-            text = "".join(traceback.format_exception(exc))
-            mlflow_runs.client(context.tracking_uri).set_tag(run_id, "lfl.error", text[-5000:])
-        raise
-    from lfl_ray.train.stop import stop_requested
+            from lfl_ray.sweep.runner import describe_error
 
+            text = "".join(traceback.format_exception(exc))
+            schema.record_error(context.tracking_uri, run_id, f"{text}\n{describe_error(exc)}")
+        raise
     if stop_requested(stop_name):  # stopped early by the scheduler: the callback closes the run
         return
-    mlflow_runs.end_run(context.tracking_uri, run_id, "FINISHED")
+    schema.end_run(context.tracking_uri, run_id, Status.FINISHED)

@@ -27,6 +27,10 @@ class FaultInjection:
     """Make the loss NaN at this step (the NaN guard must stop the trial)."""
     oom_at_step: int | None = None
     """Ask the allocator for 1 PiB at this step: a real out-of-memory error in the loop."""
+    config_error_at_step: int | None = None
+    """Raise a ConfigError here (its type and message must survive Ray's pickling)."""
+    asset_error_at_step: int | None = None
+    """Raise an AssetMissingError here."""
     kill_worker_at_step: int | None = None
     """os._exit the rank-1 worker at this step (tests Ray Train's worker-group restart)."""
     hostile_completions: tuple[str, ...] = ()

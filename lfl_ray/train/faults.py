@@ -19,6 +19,14 @@ def inject_fault(fault, step: int, rank: int, resumed: bool, loss: torch.Tensor)
         return loss
     if fault.raise_at_step == step:
         raise RuntimeError(f"injected fault: trial raised at step {step}")
+    if fault.config_error_at_step == step:
+        from lfl_ray.errors import ConfigError
+
+        raise ConfigError("injected.field", step, "must survive the trip through Ray", hint="a test fault")
+    if fault.asset_error_at_step == step:
+        from lfl_ray.errors import AssetMissingError
+
+        raise AssetMissingError("injected asset", f"step {step} of a test fault")
     if fault.kill_worker_at_step == step and rank == 1:
         os._exit(1)
     if fault.nan_at_step == step:

@@ -1,4 +1,4 @@
-"""`ray job submit` of the smoke sweep against a real `ray start --head` cluster on loopback.
+"""`ray job submit -- lfl-ray sweep sweeps/code_ift.yaml` against a real `ray start --head` cluster on loopback.
 
 Token authentication stays on (as on a real cluster): the submit passes RAY_AUTH_MODE=token
 and the token that `ray start` uses.
@@ -51,7 +51,7 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
         for _attempt in range(6):  # `ray start` returns before the job agent accepts jobs
             out = _ray("job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
                        "--runtime-env-json", json.dumps(runtime_env), "--",
-                       "python", "sweeps/code_ift.py", "--preset", "smoke", "--name", "job-smoke",
+                       "lfl-ray", "sweep", "sweeps/code_ift.yaml", "--preset", "smoke", "--name", "job-smoke",
                        "--tracking-uri", f"sqlite:///{tmp_path}/mlruns/mlflow.db",
                        "--storage-path", str(tmp_path / "ray_results"), env=env, timeout=900, check=False)
             if "No available agent" not in out.stdout + out.stderr:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from lfl_ray.sweep.presets import regularization
+from lfl_ray.sweep.study import load_study
 from lfl_ray.sweep.runner import run_sweep
 
 
 @pytest.mark.slow
 def test_regularization_smoke_logs_every_family(ray_local, tmp_path):
-    spec = regularization("code_ift", "smoke", name="reg-smoke")
+    spec = load_study("regularization", preset="smoke", name="reg-smoke").spec()
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     outcome = run_sweep(spec, tracking_uri=uri, storage_path=str(tmp_path / "rr"))
     client = MlflowClient(uri)

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lfl_ray.sweep import FullGrid, LoraGrid, Resources
-from lfl_ray.sweep.presets import build
+from lfl_ray.sweep.study import load_study
 from lfl_ray.sweep.runner import run_sweep
 from lfl_ray.tracking import RunLogger
 from lfl_ray.train.config import FaultInjection, TrialConfig
@@ -33,7 +33,7 @@ def _children(uri, name):
 
 @pytest.mark.slow
 def test_failing_trials_do_not_take_the_sweep_down(ray_local, tmp_path, monkeypatch):
-    spec = replace(build("code_ift", "smoke", name="faults"), scheduler="none",
+    spec = replace(load_study("code_ift", preset="smoke", name="faults").spec(), scheduler="none",
                    full=(FullGrid(lrs=(2e-3,)),), lora=(LoraGrid(ranks=(8,), lrs=(5e-3, 1e-3, 2e-3)),),
                    resources=Resources(num_workers=1, cpus_per_worker=1.0, max_failures=1))
     # trial 0 raises once after its first checkpoint (retried from it), trial 1 goes NaN, trial 2 is
@@ -44,9 +44,9 @@ def test_failing_trials_do_not_take_the_sweep_down(ray_local, tmp_path, monkeypa
     children, runs = _children(uri, "faults")
     assert len(children) == 4
     retried = next(r for k, r in children.items() if k.startswith("full"))
-    nan_trial = next(r for k, r in children.items() if "lr5e-03" in k)
-    clean = next(r for k, r in children.items() if "lr1e-03" in k)
-    oom = next(r for k, r in children.items() if "lr2e-03" in k)
+    nan_trial = next(r for k, r in children.items() if "lr0.005-" in k)
+    clean = next(r for k, r in children.items() if "lr0.001-" in k)
+    oom = next(r for k, r in children.items() if "lr0.002-" in k and k.startswith("lora"))
     assert oom.info.status == "FAILED" and "can't allocate memory" in oom.data.tags["lfl.error"]
     assert retried.info.status == "FINISHED"  # resumed from its step-4 checkpoint
     assert nan_trial.info.status == "FAILED" and "loss became nan" in nan_trial.data.tags["lfl.error"]
@@ -163,8 +163,8 @@ def test_ctrl_c_marks_the_sweep_interrupted_and_resume_finishes_it(tmp_path):
 def test_a_new_sweep_of_a_reused_name_trains_from_scratch(ray_local, tmp_path):
     """Re-running a finished sweep without --resume trains again: old checkpoints in the same
     storage folder are not taken as the new trials' progress."""
-    spec = replace(build("code_ift", "smoke", name="again"), scheduler="none", lora=(),
-                   full=(FullGrid(lrs=(2e-3,)),), budget=replace(build("code_ift", "smoke").budget,
+    spec = replace(load_study("code_ift", preset="smoke", name="again").spec(), scheduler="none", lora=(),
+                   full=(FullGrid(lrs=(2e-3,)),), budget=replace(load_study("code_ift", preset="smoke").spec().budget,
                                                                  steps=4, milestones=(4,)))
     runs = []
     for attempt in range(2):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from lfl_ray.sweep.presets import build
-from lfl_ray.sweep.space import grid_points
+from lfl_ray.sweep.study import load_study
 
 
 def _runs(outcome):
@@ -20,10 +19,10 @@ def _runs(outcome):
 
 
 def test_smoke_sweep_leaves_one_nested_run_per_trial(smoke_sweep):
-    spec = build("code_ift", "smoke")
+    spec = load_study("code_ift", preset="smoke").spec()
     client, parents, children = _runs(smoke_sweep)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    expected = {p["key"] for p in grid_points(spec)}
+    expected = {t.key for t in spec.trials()}
     assert {c.data.tags["lfl.trial_key"] for c in children} == expected  # one run per trial, no duplicates
     assert len(children) == len(expected) == 3
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
@@ -48,7 +47,7 @@ def test_statuses_include_an_asha_stop(smoke_sweep):
 
 
 def test_metrics_at_every_milestone(smoke_sweep):
-    spec = build("code_ift", "smoke")
+    spec = load_study("code_ift", preset="smoke").spec()
     client, _parents, children = _runs(smoke_sweep)
     milestone_tokens = [m * spec.budget.tokens_per_step for m in spec.budget.milestones]
     for child in children:
