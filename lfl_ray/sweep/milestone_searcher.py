@@ -45,6 +45,14 @@ class MilestoneResults(Searcher):
         self._last.pop(trial_id, None)
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
+    def get_state(self) -> dict:
+        # Tune saves wrappers (objects with a ``searcher``) by their own state and the base
+        # searcher separately, as it does for its ConcurrencyLimiter.
+        return {"last": dict(self._last)}
+
+    def set_state(self, state: dict) -> None:
+        self._last = dict(state.get("last", {}))
+
     def save(self, checkpoint_path: str):
         self.searcher.save(checkpoint_path)
 
