@@ -38,12 +38,12 @@ sandbox-tools:
 
 # The main job: the cpu preset of code IFT on a local Ray, then the analysis.
 demo: setup
-	$(PY) sweeps/code_ift.py --preset cpu --name demo-code-ift
-	-$(PY) analysis/report.py --experiment demo-code-ift --out mlruns/reports/demo-code-ift
+	$(VENV)/bin/lfl-ray sweep code_ift --preset cpu --name demo-code-ift
+	-$(VENV)/bin/lfl-ray analyse report --experiment demo-code-ift --out mlruns/reports/demo-code-ift
 
 # A two-minute first taste on the tiny model.
 smoke: setup
-	$(PY) sweeps/code_ift.py --preset smoke --name smoke-code-ift
+	$(VENV)/bin/lfl-ray sweep code_ift --preset smoke --name smoke-code-ift
 
 # The default suite (8 min on a quiet 2-core machine: 434 tests): all but the tests marked slow.
 test: setup

@@ -18,10 +18,7 @@ import sys
 
 from lfl_ray.errors import AssetMissingError, ConfigError
 
-EXIT_BAD_INPUT = 2
-EXIT_SOME_FAILED = 3
-EXIT_NONE_FINISHED = 4
-EXIT_INTERRUPTED = 130
+from lfl_ray.sweep.outcome import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NONE_FINISHED, EXIT_SOME_FAILED  # noqa: F401
 
 
 def add_arguments(p: argparse.ArgumentParser, *, study: bool = True) -> argparse.ArgumentParser:

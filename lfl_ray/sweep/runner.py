@@ -9,11 +9,9 @@ with the real cause: no run is left RUNNING.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lfl_ray import mlflow_schema as schema
@@ -22,6 +20,7 @@ from lfl_ray.mlflow_schema import Status
 from lfl_ray.ray_runtime import check_dashboard_host
 from lfl_ray.sweep import preflight
 from lfl_ray.sweep.cost import ASSUMED_MFU, trial_cost
+from lfl_ray.sweep.outcome import SweepOutcome, describe_error
 from lfl_ray.sweep.search import OBJECTIVE, SearchPlan, plan_search
 from lfl_ray.sweep.spec import SweepSpec
 from lfl_ray.sweep.trainable import SweepContext, run_trial_in_tune
@@ -33,37 +32,6 @@ FAULTS_ENV = "LFL_RAY_FAULTS"
 order in the grid. 'config' and 'asset' raise lfl-ray's own error types inside the trial."""
 FAULT_KINDS = {"raise": "raise_at_step", "nan": "nan_at_step", "oom": "oom_at_step",
                "kill": "kill_worker_at_step", "config": "config_error_at_step", "asset": "asset_error_at_step"}
-
-
-@dataclass
-class SweepOutcome:
-    """What a finished sweep left behind."""
-
-    name: str
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    storage_path: str
-    statuses: dict[str, str]
-    """Trial key -> FINISHED / FAILED / EARLY_STOPPED / INTERRUPTED (Ctrl-C; --resume continues)."""
-    seconds: float
-    errors: dict[str, str] | None = None
-    """Trial key -> the error of each FAILED trial."""
-
-    @property
-    def exit_status(self) -> int:
-        """0: every trial finished or was stopped by the scheduler; 130: interrupted; 4: no trial
-        finished; 3: some trials failed (``lfl_ray.sweep.cli``)."""
-        from lfl_ray.sweep.cli import EXIT_INTERRUPTED, EXIT_NONE_FINISHED, EXIT_SOME_FAILED
-
-        values = list(self.statuses.values())
-        if Status.INTERRUPTED in values:
-            return EXIT_INTERRUPTED
-        if not values or Status.FINISHED not in values:
-            return EXIT_NONE_FINISHED
-        if Status.FAILED in values:
-            return EXIT_SOME_FAILED
-        return 0
 
 
 def parse_faults(text: str | None, trials: list) -> dict[str, FaultInjection]:
@@ -134,20 +102,6 @@ def _prepare_evals(spec: SweepSpec, log):
     base = evaluator.base()
     log(f"[eval] base model evaluated in {time.perf_counter() - start:.0f} s (cached for every trial)")
     return data, regime, evaluator, base
-
-
-def describe_error(exc: BaseException) -> str:
-    """The cause a user can act on: a full disk is named as one, whatever wrapped it."""
-    seen, cause = set(), exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f"disk full: {cause} (free space where the sweep stores checkpoints and logs)"
-        cause = cause.__cause__ or cause.__context__
-    text = f"{type(exc).__name__}: {exc}"
-    if "No space left on device" in text:
-        return f"disk full: {text}"
-    return text
 
 
 def _check_name_free(tracking_uri: str, spec: SweepSpec, resume: bool, experiment_path: str, log) -> None:

@@ -23,7 +23,6 @@ from lfl_ray.train.schedule import SCHEDULES
 
 SCHEDULERS = ("none", "asha")
 ALPHA_RULES = ("2r", "fixed", "rslora")
-REGIMES = ("code_ift", "math_ift", "code_cpt", "math_cpt")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """Sweep names become an MLflow experiment and a storage folder: letters, digits, '.', '_', '-',
 at most 100 characters, starting with a letter or digit (so never '', '.' or '..')."""
@@ -271,13 +270,14 @@ class SweepSpec:
         return grid_trials(self)
 
     def validate(self) -> "SweepSpec":
+        from lfl_ray.data.regimes import training_regimes
         from lfl_ray.models import BUILTIN_MODELS
         from lfl_ray.sweep.search import SEARCHES
 
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise ConfigError("name", self.name, "must be 1-100 letters, digits, '.', '_' or '-', starting with a "
                               "letter or digit (it names an MLflow experiment and a storage folder)")
-        require_choice("regime", self.regime, REGIMES)
+        require_choice("regime", self.regime, training_regimes())
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError("model", self.model, f"must be a built-in alias {list(BUILTIN_MODELS)}, "
                               "a local folder, or a Hugging Face hub id like 'org/name'")

@@ -71,7 +71,7 @@ def reconcile(results, spec: SweepSpec, tracking_uri: str, experiment_id: str,
 
     A trial that ended short of its budget without an error and without a scheduler stop
     was cut off by the user (Ctrl-C): INTERRUPTED, which ``--resume`` continues."""
-    from lfl_ray.sweep.runner import describe_error
+    from lfl_ray.sweep.outcome import describe_error
     from lfl_ray.sweep.trainable import stop_key
     from lfl_ray.train.stop import stop_requested
 

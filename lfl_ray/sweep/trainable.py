@@ -41,7 +41,7 @@ class SweepContext:
 
 
 def stop_key(parent_run_id: str, trial_key: str) -> str:
-    """The name under which the scheduler asks a trial to stop (``lfl_ray.train.loop.request_stop``)."""
+    """The name under which the scheduler asks a trial to stop (``lfl_ray.train.stop.request_stop``)."""
     return f"{parent_run_id}:{trial_key}"
 
 
@@ -99,7 +99,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
         # A scheduler stop tears the trial's workers down and may surface here after the
         # callback already closed the run as EARLY_STOPPED: that is no error of the trial.
         if not stop_requested(stop_name):
-            from lfl_ray.sweep.runner import describe_error
+            from lfl_ray.sweep.outcome import describe_error
 
             text = "".join(traceback.format_exception(exc))
             schema.record_error(context.tracking_uri, run_id, f"{text}\n{describe_error(exc)}")

@@ -70,7 +70,7 @@ def test_walkthrough_has_every_step_in_order():
         "python sweeps/code_ift.py --preset paper",
         "ray job logs",
         "--resume",
-        "python analysis/report.py --experiment code-ift-paper --tracking-uri",
+        "lfl-ray analyse report --experiment code-ift-paper --tracking-uri",
         "ray down cluster/aws-gpu.yaml",
     ]
     walkthrough = README[README.index("## From zero to results"):README.index("## Where results")]
