@@ -2,10 +2,15 @@
 
 Every suite talks to a backend through two calls:
 - ``loglikelihood(requests)``: for (context, continuation) pairs, the summed log-probability
-  of the continuation tokens given the context (lm-evaluation-harness conventions: trailing
-  context whitespace moves to the continuation; the continuation's tokens are those of
-  ``encode(context + continuation)`` after ``encode(context)``);
+  of the continuation tokens given the context, tokenized as lm-evaluation-harness 0.4.13's
+  ``HFLM`` does it: trailing context whitespace moves to the continuation; the
+  continuation's tokens are those of ``encode(context + continuation)`` after
+  ``encode(context)``; an empty context is the BOS token (EOS if there is none);
 - ``generate(prompts, ...)``: completions, cut at the first stop string, n per prompt.
+
+BOS follows lm-eval's rule: the tokenizer's default (``add_special_tokens``), so a Llama
+tokenizer prepends ``<s>`` and SmolLM2's adds nothing, unless ``add_bos_token`` says
+otherwise; text that already starts with the BOS token (a rendered chat template) gets none.
 
 ``HFBackend`` wraps a live (possibly peft-wrapped) model in place: requests are sorted by
 length and batched with right padding for scoring, left padding + KV cache for generation.
@@ -37,16 +42,36 @@ class Backend(Protocol):
                  desc: str = "") -> list[list[str]]: ...
 
 
-def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Context and continuation token ids the way lm-evaluation-harness splits them."""
+def prefix_token_id(tokenizer) -> int:
+    """lm-eval's ``prefix_token_id``: what an empty context is (BOS, else EOS)."""
+    if tokenizer.bos_token_id is not None:
+        return tokenizer.bos_token_id
+    return tokenizer.eos_token_id
+
+
+def encode_text(tokenizer, text: str, add_bos_token: bool | None = None) -> list[int]:
+    """Token ids of ``text`` under lm-eval's BOS rule (its ``HFLM.tok_encode``): the
+    tokenizer's default special tokens unless ``add_bos_token`` is given, and none when the
+    text already starts with the BOS token's text."""
+    kwargs = {} if add_bos_token is None else {"add_special_tokens": add_bos_token}
+    if text.startswith(tokenizer.decode(prefix_token_id(tokenizer))):
+        kwargs["add_special_tokens"] = False
+    return tokenizer(text, **kwargs)["input_ids"]
+
+
+def encode_pair(tokenizer, context: str, continuation: str,
+                add_bos_token: bool | None = None) -> tuple[list[int], list[int]]:
+    """Context and continuation token ids the way lm-evaluation-harness 0.4.13 splits them."""
+    if not context:
+        cont = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        prefix = prefix_token_id(tokenizer)
+        return ([prefix], cont) if cont[0] != prefix else (cont[:1], cont[1:])
     spaces = len(context) - len(context.rstrip())
     if spaces:
         continuation = context[-spaces:] + continuation
         context = context[:-spaces]
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
-    if not ctx:  # nothing to condition on: start from the end-of-text token
-        return [tokenizer.eos_token_id], whole
+    whole = encode_text(tokenizer, context + continuation, add_bos_token)
+    ctx = encode_text(tokenizer, context, add_bos_token)
     return ctx, whole[len(ctx):]
 
 
@@ -67,11 +92,14 @@ def model_device(model) -> torch.device:
 class HFBackend:
     """A live Hugging Face causal LM (or a peft wrapper of one), used in place."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 8, max_length: int = MAX_LENGTH):
+    def __init__(self, model, tokenizer, *, batch_size: int = 8, max_length: int = MAX_LENGTH,
+                 add_bos_token: bool | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
+        self.add_bos_token = add_bos_token
+        """None: the tokenizer's default (lm-eval's rule); True/False: force BOS on or off."""
 
     @torch.no_grad()
     def _score(self, sequences: list[list[int]], n_conts: list[int], desc: str) -> list[float]:
@@ -91,7 +119,7 @@ class HFBackend:
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             for row, i in enumerate(batch):
                 n, length = n_conts[i], len(sequences[i]) - 1
-                picked = logits[row, length - n:length].float().log_softmax(-1)
+                picked = logits[row, length - n:length].double().log_softmax(-1)
                 target = torch.tensor(sequences[i][-n:], device=picked.device)
                 out[i] = float(picked.gather(-1, target[:, None]).sum())
         return out
@@ -100,7 +128,7 @@ class HFBackend:
     def loglikelihood(self, requests, desc: str = "loglikelihood") -> list[float]:
         sequences, n_conts, contexts = [], [], []
         for context, continuation in requests:
-            ctx, cont = encode_pair(self.tokenizer, context, continuation)
+            ctx, cont = encode_pair(self.tokenizer, context, continuation, self.add_bos_token)
             seq = (ctx + cont)[-(self.max_length + 1):]
             sequences.append(seq)
             n_conts.append(min(len(cont), len(seq) - 1))
@@ -129,8 +157,11 @@ class HFBackend:
         device = model_device(self.model)
         pad = self.tokenizer.pad_token_id or 0
         n, c = len(continuations), len(context)
-        first = self.model(input_ids=torch.tensor([context], device=device), use_cache=True)
-        head = first.logits[0, -1].float().log_softmax(-1)
+        # Only the context's last position predicts a continuation token: skip the LM head
+        # (hidden x vocab per token) everywhere else.
+        first = self.model(input_ids=torch.tensor([context], device=device), use_cache=True,
+                           logits_to_keep=1)
+        head = first.logits[0, -1].double().log_softmax(-1)
         cache = first.past_key_values
         width = max(len(x) for x in continuations) - 1
         scores = [float(head[x[0]]) for x in continuations]
@@ -149,7 +180,7 @@ class HFBackend:
                             use_cache=True).logits
         for row, x in enumerate(continuations):
             if len(x) > 1:
-                picked = logits[row, :len(x) - 1].float().log_softmax(-1)
+                picked = logits[row, :len(x) - 1].double().log_softmax(-1)
                 target = torch.tensor(x[1:], device=picked.device)
                 scores[row] += float(picked.gather(-1, target[:, None]).sum())
         return scores
@@ -181,7 +212,8 @@ class HFBackend:
         try:
             chunks = [prompts[i:i + per_call] for i in range(0, len(prompts), per_call)]
             for chunk in tqdm(chunks, desc=desc, leave=False, disable=not desc):
-                enc = tok(list(chunk), return_tensors="pt", padding=True, add_special_tokens=False)
+                ids = [encode_text(tok, p, self.add_bos_token) for p in chunk]
+                enc = tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
                 enc = {k: v.to(device) for k, v in enc.items()}
                 start = enc["input_ids"].shape[1]
                 kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
@@ -223,7 +255,8 @@ class VLLMBackend:
     """
 
     def __init__(self, model_path: str, *, max_lora_rank: int = 256, max_length: int = MAX_LENGTH,
-                 gpu_memory_utilization: float = 0.8, engine=None, lora=None):
+                 gpu_memory_utilization: float = 0.8, engine=None, lora=None,
+                 add_bos_token: bool | None = None):
         from transformers import AutoTokenizer
 
         if engine is None:
@@ -235,6 +268,7 @@ class VLLMBackend:
         self.model_path = model_path
         self.max_length = max_length
         self.lora = lora
+        self.add_bos_token = add_bos_token
         self.tokenizer = engine.get_tokenizer() if hasattr(engine, "get_tokenizer") else \
             AutoTokenizer.from_pretrained(model_path)
         self._adapters: dict[str, int] = {}
@@ -244,10 +278,12 @@ class VLLMBackend:
         from vllm.lora.request import LoRARequest
 
         if path is None:
-            return VLLMBackend(self.model_path, engine=self.engine, max_length=self.max_length)
+            return VLLMBackend(self.model_path, engine=self.engine, max_length=self.max_length,
+                               add_bos_token=self.add_bos_token)
         lora_id = self._adapters.setdefault(str(path), len(self._adapters) + 1)
         clone = VLLMBackend(self.model_path, engine=self.engine, max_length=self.max_length,
-                            lora=LoRARequest(f"adapter-{lora_id}", lora_id, str(path)))
+                            lora=LoRARequest(f"adapter-{lora_id}", lora_id, str(path)),
+                            add_bos_token=self.add_bos_token)
         clone._adapters = self._adapters
         return clone
 
@@ -256,7 +292,7 @@ class VLLMBackend:
 
         prompts, n_conts = [], []
         for context, continuation in requests:
-            ctx, cont = encode_pair(self.tokenizer, context, continuation)
+            ctx, cont = encode_pair(self.tokenizer, context, continuation, self.add_bos_token)
             seq = (ctx + cont)[-self.max_length:]
             prompts.append({"prompt_token_ids": seq})
             n_conts.append(min(len(cont), len(seq) - 1))

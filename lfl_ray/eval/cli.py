@@ -100,7 +100,7 @@ def format_table(result, base=None) -> str:
 
     rows = [("metric", "value", "se") + (("delta", "delta_se") if base else ())]
     for name, value in result.metrics.items():
-        if name.endswith("_se"):
+        if name.endswith(("_se", "_stderr")):
             continue
         se = result.metrics.get(f"{name}_se")
         row = (name, f"{value:.4f}", "" if se is None or math.isnan(se) else f"{se:.4f}")

@@ -1,7 +1,9 @@
 """Fixed, seeded item subsets and fingerprints of the items a suite evaluated.
 
 The base model and every trial must see the same items, so a subset depends only on the
-number of items, the limit and the seed; the fingerprint goes into the base-result cache
+number of items, the limit, the seed and the suite's name (each suite draws its own
+subset: with one seed string for all, ARC and WinoGrande shared 109 of 120 row indices);
+the fingerprint goes into the base-result cache
 key so that changed data never serves a stale base result.
 """
 
@@ -12,11 +14,13 @@ import json
 import random
 
 
-def fixed_subset(n: int, limit: int | None, seed: int) -> list[int]:
-    """Sorted indices of ``limit`` of ``n`` items drawn with ``seed`` (all when no limit)."""
+def fixed_subset(n: int, limit: int | None, seed: int, name: str) -> list[int]:
+    """Sorted indices of ``limit`` of ``n`` items drawn with ``seed`` for the subset called
+    ``name`` (a suite, or the data two suites share), all of them when there is no limit.
+    Sorted, so they can be given to lm-eval's ``--samples`` as they are."""
     if limit is None or limit >= n:
         return list(range(n))
-    return sorted(random.Random(f"lfl-ray-eval:{seed}").sample(range(n), limit))
+    return sorted(random.Random(f"lfl-ray-eval:{name}:{seed}").sample(range(n), limit))
 
 
 def fingerprint(payload) -> str:

@@ -26,6 +26,8 @@ from lfl_ray.eval.suites import (MC_HEADLINE, add_mc_mean, items_fingerprint, lo
                                  run_general_and_drift, run_suite)
 
 GENERATION_KEYS = ("chat", "max_new_tokens", "code_samples", "code_temperature")
+SE_SUFFIXES = ("_se", "_stderr")
+"""Names of standard errors (lfl-ray's ``_se``, lm-eval's ``_stderr``): no deltas for them."""
 
 
 class MilestoneEvaluator:
@@ -61,6 +63,8 @@ class MilestoneEvaluator:
         key = {"model": self.model, "suite": suite, "limit": spec.limit(suite), "seed": spec.seed,
                "items": items_fingerprint(self.items(suite)), "batch_size": spec.batch_size,
                "dtype": dtype}
+        if suite not in LOSS_SUITES:  # lm-eval's tokenization (BOS) and metric names
+            key.update(add_bos_token=spec.add_bos_token, rules="lm-eval-0.4.13")
         if suite in ("humaneval", "mbpp", "gsm8k", "diversity"):
             key.update({k: getattr(spec, k) for k in GENERATION_KEYS})
         return base_cache.entry_path(self.model, suite, key)
@@ -131,7 +135,8 @@ class MilestoneEvaluator:
     def _evaluate(self, model, tokenizer, suites, completions: tuple[str, ...] = (),
                   shard: tuple[int, int] | None = None) -> EvalResult:
         device = model_device(model)
-        backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size)
+        backend = HFBackend(model, tokenizer, batch_size=self.spec.batch_size,
+                            add_bos_token=self.spec.add_bos_token)
         if completions:
             from lfl_ray.eval.scripted import ScriptedBackend
 
@@ -178,7 +183,7 @@ class MilestoneEvaluator:
         out: dict[str, float] = {}
         for name, value in tuned.metrics.items():
             out[name] = value
-            if name.endswith("_se") or name == "eval_seconds" or name not in base.metrics:
+            if name.endswith(SE_SUFFIXES) or name == "eval_seconds" or name not in base.metrics:
                 continue
             delta, se = metric_difference(tuned, base, name)
             out[f"{name}_delta"] = delta

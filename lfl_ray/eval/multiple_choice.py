@@ -1,11 +1,18 @@
-"""Multiple-choice scoring by log-likelihood, as lm-evaluation-harness does it.
+"""Multiple-choice scoring by log-likelihood, equal to lm-evaluation-harness 0.4.13 per document.
 
-Each item offers choices as (context, continuation) pairs. ``acc`` picks the choice with
-the highest summed log-probability; ``acc_norm`` divides it by the continuation's length in
-UTF-8 bytes first (byte-length normalization, so scores do not depend on the tokenizer and
-non-ASCII text is not favoured). ``margin`` is the continuous signal that moves long before
-accuracy does: the gold choice's score minus the best other choice's score, using the same
-score as the task's headline accuracy (per-byte for acc_norm tasks, raw for WinoGrande).
+Each item offers choices as (context, continuation) pairs, built as lm-eval builds its
+requests (``context``, ``" " + choice``). ``acc`` picks the choice with the highest summed
+log-probability; ``acc_norm`` divides each score by the number of characters of the bare
+choice first (lm-eval's ``len(choice)``: no leading space, characters not bytes).
+``margin`` is the continuous signal that moves long before accuracy does: the gold choice's
+score minus the best other choice's score, using the same score as the task's headline
+accuracy (per character for acc_norm tasks, raw for WinoGrande).
+
+Standard errors: ``<metric>_stderr`` is lm-eval's (``std(ddof=1) / sqrt(n)`` over items),
+``<metric>_se`` is the same number under the name every lfl-ray reader uses, and
+``<metric>_clustered_se`` is clustered by source document (HellaSwag's items share
+ActivityNet/WikiHow sources). Paired differences against the base model
+(``milestone.paired_difference``) are clustered by the same documents.
 """
 
 from __future__ import annotations
@@ -32,6 +39,15 @@ class MCItem:
     """Index of the right choice."""
     group: str
     """Source document, for clustered SEs (items from one source are not independent)."""
+    choices: tuple[str, ...] | None = None
+    """lm-eval's ``doc_to_choice``: the bare choice texts whose characters ``acc_norm``
+    divides by. None: the continuations without their leading space (lm-eval's
+    ``target_delimiter``)."""
+
+    def choice_texts(self) -> tuple[str, ...]:
+        if self.choices is not None:
+            return self.choices
+        return tuple(c.removeprefix(" ") for c in self.continuations)
 
 
 def choice_scores(backend, items: list[MCItem], desc: str) -> list[np.ndarray]:
@@ -46,8 +62,15 @@ def choice_scores(backend, items: list[MCItem], desc: str) -> list[np.ndarray]:
     return out
 
 
-def byte_lengths(item: MCItem) -> np.ndarray:
-    return np.array([max(1, len(c.encode("utf-8"))) for c in item.continuations], dtype=np.float64)
+def char_lengths(item: MCItem) -> np.ndarray:
+    """lm-eval's ``completion_len``: characters of each bare choice."""
+    return np.array([float(len(c)) for c in item.choice_texts()], dtype=np.float64)
+
+
+def normalized(ll: np.ndarray, item: MCItem) -> np.ndarray:
+    """Scores per character of the bare choice (numpy's division, as lm-eval does it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(ll, dtype=np.float64) / char_lengths(item)
 
 
 def margin(scores: np.ndarray, gold: int) -> float:
@@ -56,15 +79,20 @@ def margin(scores: np.ndarray, gold: int) -> float:
     return float(scores[gold] - others.max())
 
 
+def predictions(item: MCItem, ll: np.ndarray) -> tuple[int, int]:
+    """(pred, pred_norm): lm-eval's ``argmax(lls)`` and ``argmax(lls / completion_len)``."""
+    return int(np.argmax(ll)), int(np.argmax(normalized(ll, item)))
+
+
 def score_items(name: str, items: list[MCItem], lls: list[np.ndarray], *,
                 headline: str = "acc_norm") -> EvalResult:
-    """Per-item acc, acc_norm and margin, their means and clustered SEs, as an EvalResult."""
+    """Per-item acc, acc_norm and margin, their means and SEs (plain and clustered)."""
     acc, acc_norm, margins = [], [], []
     for item, ll in zip(items, lls):
-        norm = ll / byte_lengths(item)
-        acc.append(float(np.argmax(ll) == item.gold))
-        acc_norm.append(float(np.argmax(norm) == item.gold))
-        margins.append(margin(norm if headline == "acc_norm" else ll, item.gold))
+        pred, pred_norm = predictions(item, ll)
+        acc.append(float(pred == item.gold))
+        acc_norm.append(float(pred_norm == item.gold))
+        margins.append(margin(normalized(ll, item) if headline == "acc_norm" else ll, item.gold))
     groups = [item.group for item in items]
     result = EvalResult()
     values = {"acc": acc, "margin": margins}
@@ -72,9 +100,11 @@ def score_items(name: str, items: list[MCItem], lls: list[np.ndarray], *,
         values["acc_norm"] = acc_norm
     for key, vals in values.items():
         metric = f"{name}_{key}"
-        mean, se = mean_se(vals, groups)
+        mean, stderr = mean_se(vals)
         result.metrics[metric] = mean
-        result.metrics[f"{metric}_se"] = se
+        result.metrics[f"{metric}_stderr"] = stderr
+        result.metrics[f"{metric}_se"] = stderr
+        result.metrics[f"{metric}_clustered_se"] = mean_se(vals, groups)[1]
         result.items[metric] = vals
         result.groups[metric] = groups
     return result

@@ -45,6 +45,9 @@ class EvalSpec:
     ``code_temperature`` and reports the unbiased pass@1 (and pass@k for k in 1, 10, 100 <= n)."""
     code_temperature: float = 0.8
     """Sampling temperature when ``code_samples`` > 1."""
+    add_bos_token: bool | None = None
+    """Prepend the BOS token to scored and generated text: None (lm-eval's rule) leaves it to
+    the tokenizer's default (a Llama tokenizer adds ``<s>``, SmolLM2's adds nothing)."""
 
     def __post_init__(self):
         # Accept lists from YAML/JSON; the dataclass stays hashable in spirit.
@@ -74,6 +77,9 @@ class EvalSpec:
         require_positive("eval.code_temperature", self.code_temperature)
         if self.chat not in (None, True, False):
             raise ConfigError("eval.chat", self.chat, "must be true, false or null (auto)")
+        if self.add_bos_token not in (None, True, False):
+            raise ConfigError("eval.add_bos_token", self.add_bos_token,
+                              "must be true, false or null (the tokenizer's default)")
         return self
 
     def require_primary_suites(self) -> None:

@@ -26,15 +26,25 @@ N_SAMPLES_KEPT = 3
 MC_HEADLINE = {"hellaswag": "acc_norm", "arc_challenge": "acc_norm", "winogrande": "acc"}
 
 
+SHARED_SUBSETS = {"drift": "general_loss"}
+"""Suites that score another suite's items: drift is measured on the general-text blocks,
+so with equal limits one forward pass serves both."""
+
+
+def subset_indices(suite: str, spec: EvalSpec, n: int) -> list[int]:
+    """Sorted row indices of ``suite``'s fixed subset of its ``n`` items (lm-eval doc ids
+    for the multiple-choice suites), drawn independently of every other suite's."""
+    return fixed_subset(n, spec.limit(suite), spec.seed, SHARED_SUBSETS.get(suite, suite))
+
+
 def load_items(suite: str, spec: EvalSpec, *, heldout=None, general=None):
     """The fixed (seeded) subset of a suite's items: TokenBlocks for loss suites, else a list."""
-    limit = spec.limit(suite)
     if suite in ("heldout_loss", "general_loss", "drift"):
         blocks = heldout if suite == "heldout_loss" else general
         if blocks is None:
             field = "heldout" if suite == "heldout_loss" else "general"
             raise ConfigError(field, None, f"suite {suite!r} needs TokenBlocks")
-        return blocks.select(fixed_subset(len(blocks), limit, spec.seed))
+        return blocks.select(subset_indices(suite, spec, len(blocks)))
     if suite in ("humaneval", "diversity"):
         everything = humaneval.load_problems()
     elif suite == "mbpp":
@@ -46,7 +56,7 @@ def load_items(suite: str, spec: EvalSpec, *, heldout=None, general=None):
 
         everything = {"hellaswag": hellaswag, "arc_challenge": arc,
                       "winogrande": winogrande}[suite].load_items()
-    return [everything[i] for i in fixed_subset(len(everything), limit, spec.seed)]
+    return [everything[i] for i in subset_indices(suite, spec, len(everything))]
 
 
 def items_fingerprint(items) -> str:

@@ -1,0 +1,77 @@
+"""lm-evaluation-harness task configs over lfl-ray's offline data copies.
+
+``write_tasks(folder)`` writes, for each multiple-choice suite, its rows as JSON lines in
+the Hugging Face format lm-eval loads (row i is lm-eval's doc_id i and lfl-ray's item i)
+and a task YAML that ``include``s lm-eval's own task config and changes only the data
+source (``dataset_path: json``). Run lm-eval with ``--include_path folder`` and
+``--tasks hellaswag_offline,...``: its own prompts, preprocessing and metrics then score the
+very documents lfl-ray scores, which is how ``tests/eval/test_lm_eval_parity.py`` checks
+lfl-ray against it per document. Needs ``lm-eval`` installed (the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SUFFIX = "_offline"
+"""Appended to lm-eval's task name, so the override never shadows the original."""
+
+LM_EVAL_CONFIGS = {"hellaswag": "hellaswag/hellaswag.yaml",
+                   "arc_challenge": "arc/arc_challenge.yaml",
+                   "winogrande": "winogrande/default.yaml"}
+"""lfl-ray suite -> lm-eval's own task config (under ``lm_eval/tasks``)."""
+
+
+def _suite_module(suite: str):
+    from lfl_ray.eval import arc, hellaswag, winogrande
+
+    return {"hellaswag": hellaswag, "arc_challenge": arc, "winogrande": winogrande}[suite]
+
+
+def lm_eval_tasks_dir() -> Path:
+    """The installed lm-eval's ``tasks`` folder."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("lm-eval is not installed: pip install -e '.[dev]' "
+                                  "(it pins lm-eval[hf]==0.4.13)")
+    return Path(spec.submodule_search_locations[0]) / "tasks"
+
+
+def task_name(suite: str) -> str:
+    """The lm-eval task name of ``suite``'s offline override."""
+    return suite + SUFFIX
+
+
+def write_task(suite: str, folder: Path, rows: list[dict] | None = None) -> str:
+    """Write ``suite``'s rows and its override YAML into ``folder``; return the task name."""
+    module = _suite_module(suite)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = module.rows() if rows is None else rows
+    data = folder / f"{suite}.jsonl"
+    with data.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    split = module.SPLIT
+    config = {
+        "include": str(lm_eval_tasks_dir() / LM_EVAL_CONFIGS[suite]),
+        "task": task_name(suite),
+        "tag": ["lfl_ray_offline"],
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {split: str(data)},
+                           "cache_dir": str(folder / "hf_datasets_cache")},
+        # Only the split lm-eval scores exists offline; zero-shot needs no other.
+        "training_split": None,
+        "validation_split": split if split == "validation" else None,
+        "test_split": split if split == "test" else None,
+    }
+    (folder / f"{task_name(suite)}.yaml").write_text(json.dumps(config, indent=1) + "\n")
+    return task_name(suite)
+
+
+def write_tasks(folder: Path, suites=tuple(LM_EVAL_CONFIGS)) -> list[str]:
+    """Write every suite's override into ``folder`` (lm-eval's ``include_path``)."""
+    return [write_task(suite, folder) for suite in suites]
