@@ -30,7 +30,7 @@ from lfl_ray.data.blocks import TokenBlocks
 from lfl_ray.data.formatting import (Packer, Row, document_windows, pack_stream, passage_row,
                                      to_blocks, tokenize_documents, tokenize_examples)
 from lfl_ray.data.records import Document, Example
-from lfl_ray.data.regimes import KIND, fingerprint, offline_records
+from lfl_ray.data.regimes import fingerprint, get_regime
 from lfl_ray.data.spec import DataSpec
 from lfl_ray.data.split import group_by_document, heldout_order, train_order
 from lfl_ray.errors import ConfigError
@@ -103,11 +103,15 @@ def _save(folder: Path, data: RegimeData) -> None:
 
 
 def _records(spec: DataSpec, log) -> tuple[list[Example | Document], dict]:
+    """The regime's records from ``spec.source`` and facts for the stats (``notes`` first)."""
+    regime = get_regime(spec.regime)
     if spec.source == "offline":
-        return offline_records(spec, log=log)
+        records, facts = regime.offline(spec, log)
+        return list(records), {"notes": list(facts.get("notes", ())),
+                               **{k: v for k, v in facts.items() if k != "notes"}}
     from lfl_ray.data.hub import hub_records
 
-    records = hub_records(spec.regime, KIND[spec.regime], override=spec.hub_dataset, seed=spec.seed,
+    records = hub_records(regime.hub, regime.kind, override=spec.hub_dataset, seed=spec.seed,
                           max_docs=spec.hub_max_docs, cache_dir=data_cache_root() / "hf", log=log)
     return records, {"notes": [], "hub_dataset": spec.hub_dataset}
 
@@ -220,7 +224,7 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
     """Build (no cache) the train and held-out blocks of ``spec``."""
     spec.validate()
     started = time.perf_counter()
-    kind = KIND[spec.regime]
+    kind = get_regime(spec.regime).kind
     records, info = _records(spec, log)
     if not records:
         raise ConfigError("hub_dataset" if spec.source == "hub" else "regime",

@@ -1,17 +1,20 @@
-"""``lfl-ray data ...``: inspect a regime's data (builds and caches it if needed)."""
+"""``lfl-ray data ...``: list the registered regimes, inspect one's data (built and cached if needed)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from lfl_ray.data.spec import REGIMES, SOURCES
+from lfl_ray.data.regimes import REGIMES
+from lfl_ray.data.spec import SOURCES
 
 
 def register(subparsers) -> None:
-    """Add the ``data`` verb group (``data stats``)."""
+    """Add the ``data`` verb group (``data regimes``, ``data stats``)."""
     data = subparsers.add_parser("data", help="inspect the regimes' data")
     verbs = data.add_subparsers(dest="data_verb", required=True)
+    listing = verbs.add_parser("regimes", help="the registered regimes: kind, sources, learning eval")
+    listing.set_defaults(func=run_regimes)
     stats = verbs.add_parser("stats", help="examples, tokens per split and a sample of a regime")
     stats.add_argument("regime", help=f"one of {', '.join(REGIMES)}")
     stats.add_argument("--source", default="offline", choices=SOURCES)
@@ -25,6 +28,16 @@ def register(subparsers) -> None:
     stats.add_argument("--no-pack", action="store_true", help="IFT: one example per row")
     stats.add_argument("--json", action="store_true", help="print the full stats as JSON")
     stats.set_defaults(func=run_stats)
+
+
+def run_regimes(args: argparse.Namespace) -> int:
+    """Print one line per registered regime."""
+    for name, regime in REGIMES.items():
+        learning = regime.learning_metric or "-"
+        role = "" if regime.trainable else "  (forgetting only)"
+        print(f"{name:10s} {regime.kind:8s} sources {'+'.join(regime.sources):11s} "
+              f"learning {learning:15s} {regime.description}{role}")
+    return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:

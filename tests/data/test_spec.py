@@ -8,7 +8,7 @@ from lfl_ray.errors import ConfigError
 
 
 def test_regimes_are_the_five_of_the_study():
-    assert REGIMES == ("code_ift", "math_ift", "code_cpt", "math_cpt", "general")
+    assert tuple(REGIMES) == ("code_ift", "math_ift", "code_cpt", "math_cpt", "general")
 
 
 def test_spec_is_frozen_picklable_and_validates():
