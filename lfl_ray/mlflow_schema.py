@@ -99,11 +99,13 @@ class MlflowStatus:
 
 
 MLFLOW_STATUS_OF = {Status.FINISHED: MlflowStatus.FINISHED, Status.FAILED: MlflowStatus.FAILED,
-                    Status.EARLY_STOPPED: MlflowStatus.KILLED, Status.INTERRUPTED: MlflowStatus.KILLED,
+                    Status.EARLY_STOPPED: MlflowStatus.FINISHED, Status.INTERRUPTED: MlflowStatus.KILLED,
                     Status.RUNNING: MlflowStatus.RUNNING}
-"""The MLflow status a run ends with, for each ``Status``."""
+"""The MLflow status a run ends with, for each ``Status``. A trial the scheduler stopped early
+ends FINISHED (with ``lfl.status=EARLY_STOPPED``): it is ASHA doing its job, and KILLED reads
+as a failure in the MLflow UI."""
 
-STATUS_FROM_MLFLOW = {MlflowStatus.FINISHED: Status.FINISHED, MlflowStatus.KILLED: Status.EARLY_STOPPED,
+STATUS_FROM_MLFLOW = {MlflowStatus.FINISHED: Status.FINISHED, MlflowStatus.KILLED: Status.INTERRUPTED,
                       MlflowStatus.FAILED: Status.FAILED, MlflowStatus.RUNNING: Status.RUNNING}
 """The reader's guess for a run without ``Tag.STATUS`` (a store written before the tag)."""
 
@@ -311,7 +313,6 @@ def check_writable(field: str, value: str, folder: Path) -> None:
         raise ConfigError(field, value, f"must be a writable location ({probe} is not writable)")
 
 
-_check_writable = check_writable  # runner.py's old private import; remove once it calls check_writable
 
 
 def scrub(params: Mapping[str, Any]) -> dict[str, str]:
@@ -409,22 +410,10 @@ def _log_params(mlflow_client, run_id: str, params: Mapping[str, Any], what: str
         with_retries(lambda: mlflow_client.log_batch(run_id, params=chunk), what)
 
 
-def start_parent(tracking_uri: str, experiment_id: str, spec=None, *, resume: bool,
-                 name: str | None = None, regime: str | None = None,
+def start_parent(tracking_uri: str, experiment_id: str, *, resume: bool, name: str, regime: str,
                  params: Mapping[str, Any] | None = None, spec_json: Any = None) -> str:
     """The sweep's parent run (on ``resume`` the latest one, set RUNNING again), with
-    ``params`` (the flattened spec) and ``spec_json`` as ``Artifact.SWEEP_SPEC``.
-
-    Call it with keywords: ``start_parent(uri, experiment_id, name=..., regime=...,
-    params=..., spec_json=..., resume=...)``. The old form ``start_parent(uri,
-    experiment_id, spec, resume=...)`` takes a SweepSpec dataclass and derives the rest."""
-    if spec is not None:
-        name = spec.name if name is None else name
-        regime = spec.regime if regime is None else regime
-        params = flatten(spec) if params is None else params
-        spec_json = asdict(spec) if spec_json is None else spec_json
-    if name is None or regime is None:
-        raise TypeError("start_parent needs name= and regime= (or a spec)")
+    ``params`` (the flattened spec) and ``spec_json`` as ``Artifact.SWEEP_SPEC``."""
     mlflow_client = client(tracking_uri)
     if resume:
         existing = find_runs(tracking_uri, experiment_id, parent_filter())
@@ -449,22 +438,10 @@ def log_base(tracking_uri: str, run_id: str, metrics: Mapping[str, float], eval_
     logger.log_json(eval_json, Artifact.BASE_EVAL)
 
 
-def child_run(tracking_uri: str, experiment_id: str, parent_id: str, *legacy, key: str | None = None,
-              family: str | None = None, regime: str | None = None,
+def child_run(tracking_uri: str, experiment_id: str, parent_id: str, *, key: str, family: str, regime: str,
               params: Mapping[str, Any] | None = None) -> str:
     """The trial's run: found by its key under the parent (resume, retry: set RUNNING again)
-    or created nested under it with its tags and ``params``.
-
-    Call it with keywords: ``child_run(uri, experiment_id, parent_id, key=..., family=...,
-    regime=..., params=...)``. The old form ``child_run(uri, experiment_id, parent_id,
-    point, params, regime)`` (a point dict with ``key`` and ``family``) still works."""
-    if legacy:
-        if len(legacy) != 3:
-            raise TypeError("child_run takes key=, family=, regime=, params= (or the old point, params, regime)")
-        point, params, regime = legacy
-        key, family = point["key"], point["family"]
-    if key is None or family is None or regime is None:
-        raise TypeError("child_run needs key=, family= and regime=")
+    or created nested under it with its tags and ``params``."""
     mlflow_client = client(tracking_uri)
     existing = find_trial_runs(tracking_uri, experiment_id, parent_id, key)
     if existing:
@@ -524,17 +501,12 @@ def log_analysis(tracking_uri: str, parent_id: str, folder: str | os.PathLike) -
                  "log analysis")
 
 
-def end_run(tracking_uri: str, run_id: str, status: str, *, error: str | None = None,
-            lfl_status: str | None = None) -> None:
-    """End a run with ``Tag.STATUS`` and MLflow's status, and the error text when there is one.
-
-    ``status`` is a ``Status`` (``end_run(uri, run_id, Status.EARLY_STOPPED)`` ends it KILLED
-    with ``lfl.status=EARLY_STOPPED``) or, in the old form, MLflow's status with the
-    ``Status`` as ``lfl_status`` (``end_run(uri, run_id, "KILLED", lfl_status="EARLY_STOPPED")``)."""
-    if lfl_status is None and status in MLFLOW_STATUS_OF:
-        lfl_status, status = status, MLFLOW_STATUS_OF[status]
-    if status not in MlflowStatus.ALL:
-        raise ValueError(f"end_run: status {status!r} must be one of {Status.ALL} or {MlflowStatus.ALL}")
+def end_run(tracking_uri: str, run_id: str, status: str, *, error: str | None = None) -> None:
+    """End a run with ``status`` (a ``Status``: ``Tag.STATUS`` gets it, MLflow's status follows
+    ``MLFLOW_STATUS_OF``), and the error text when there is one."""
+    if status not in MLFLOW_STATUS_OF:
+        raise ValueError(f"end_run: status {status!r} must be one of {sorted(MLFLOW_STATUS_OF)}")
+    lfl_status, status = status, MLFLOW_STATUS_OF[status]
     mlflow_client = client(tracking_uri)
     if error:
         record_error(tracking_uri, run_id, error)

@@ -1,16 +1,15 @@
-"""The MLflow writer: statuses, pre-flight checks, and the old call forms sweep/ still uses.
+"""The MLflow writer: statuses, pre-flight checks, and the writer's checks.
 
 That a written sweep reads back field for field is tested with the reader, in
 tests/analysis/test_runs.py.
 """
 
-from dataclasses import dataclass, field
 
 import pytest
 
 from lfl_ray import mlflow_schema as schema
 from lfl_ray.errors import ConfigError
-from lfl_ray.mlflow_schema import MlflowStatus, Role, Status, Tag
+from lfl_ray.mlflow_schema import Role, Status, Tag
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def _run(uri, run_id):
 
 
 @pytest.mark.parametrize("status, mlflow_status", [(Status.FINISHED, "FINISHED"), (Status.FAILED, "FAILED"),
-                                                   (Status.EARLY_STOPPED, "KILLED"),
+                                                   (Status.EARLY_STOPPED, "FINISHED"),
                                                    (Status.INTERRUPTED, "KILLED")])
 def test_end_run_sets_both_statuses(store, status, mlflow_status):
     uri, experiment_id = store
@@ -57,35 +56,6 @@ def test_errors_keep_their_end_and_can_be_cleared(store):
     assert [r.info.run_id for r in schema.find_trial_runs(uri, experiment_id, parent, "err")] == [run_id]
     with pytest.raises(ValueError, match="status"):
         schema.end_run(uri, run_id, "DONE")
-
-
-@dataclass
-class _Spec:
-    name: str = "old-form"
-    regime: str = "code_cpt"
-    budget: dict = field(default_factory=lambda: {"steps": 3})
-    hf_token: str = "hf_secret_value"
-
-
-def test_old_call_forms_still_work(store):
-    """What runner.py, trainable.py and status.py call today (until they switch)."""
-    from lfl_ray.sweep import mlflow_runs
-
-    uri, experiment_id = store
-    parent = mlflow_runs.start_parent(uri, experiment_id, _Spec(), resume=False)
-    run = _run(uri, parent)
-    assert run.info.run_name == "old-form" and run.data.tags[Tag.REGIME] == "code_cpt"
-    assert run.data.params == {"name": "old-form", "regime": "code_cpt", "budget.steps": "3"}
-    assert mlflow_runs.start_parent(uri, experiment_id, _Spec(), resume=True) == parent  # the newest parent
-    point = {"key": "old-trial", "family": "lora-r4-all"}
-    run_id = mlflow_runs.child_run(uri, experiment_id, parent, point, {"lr": 1e-3}, "code_cpt")
-    run = _run(uri, run_id)
-    assert (run.data.tags[Tag.TRIAL_KEY], run.data.tags[Tag.FAMILY], run.data.params) == (
-        "old-trial", "lora-r4-all", {"lr": "0.001"})
-    mlflow_runs.end_run(uri, run_id, "KILLED", lfl_status="EARLY_STOPPED")
-    run = _run(uri, run_id)
-    assert (run.info.status, run.data.tags[mlflow_runs.STATUS_TAG]) == (MlflowStatus.KILLED, Status.EARLY_STOPPED)
-    assert mlflow_runs._check_writable is schema.check_writable
 
 
 def test_check_writable_names_the_field(tmp_path):

@@ -77,9 +77,9 @@ def test_intruder_table_separates_full_from_lora(sweep_store):
     assert counts["full"] == 0 and counts["lora r=4"] > 0
 
 
-def test_scripts_run_from_the_command_line(sweep_store, tmp_path):
+def test_lfl_ray_analyse_runs_from_the_command_line(sweep_store, tmp_path):
     uri, _, _ = sweep_store
-    done = subprocess.run([sys.executable, "analysis/recommend.py", "--experiment", "report-sweep",
+    done = subprocess.run([str(Path(sys.executable).parent / "lfl-ray"), "analyse", "recommend", "--experiment", "report-sweep",
                            "--tracking-uri", uri, "--out", str(tmp_path), "--no-log"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

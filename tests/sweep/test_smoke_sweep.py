@@ -40,7 +40,7 @@ def test_statuses_include_an_asha_stop(smoke_sweep):
     full = next(c for k, c in by_key.items() if k.startswith("full"))
     useless = next(c for k, c in by_key.items() if "lr1e-07" in k)
     assert full.info.status == "FINISHED" and full.data.tags["lfl.status"] == "FINISHED"
-    assert useless.info.status == "KILLED" and useless.data.tags["lfl.status"] == "EARLY_STOPPED"
+    assert useless.info.status == "FINISHED" and useless.data.tags["lfl.status"] == "EARLY_STOPPED"
     assert "lfl.error" not in useless.data.tags
     assert smoke_sweep.statuses[full.data.tags["lfl.trial_key"]] == "FINISHED"
     assert smoke_sweep.statuses[useless.data.tags["lfl.trial_key"]] == "EARLY_STOPPED"
