@@ -551,15 +551,7 @@ def _run(layer: _Layer, code: str, check: Check | None, *, timeout: float,
     except Exception as e:  # the trusted test failed: an assertion, or a candidate's bad value
         detail = f"{type(e).__name__}: {str(e)[:200]}"
     finally:
-        _kill_group(proc.pid)
-        proc.wait()
-        for f in (proc.stdin, proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
-        if uid >= 0 and layer.name != "bubblewrap":
-            _kill_uid(uid)
+        _stop(proc, uid)
         if home != "/tmp":
             shutil.rmtree(home, ignore_errors=True)
     return RunResult(status == "passed", status, time.monotonic() - start, proc.pid, uid, detail)
@@ -575,6 +567,33 @@ def run_untrusted(program: str | Check, *, timeout: float = 10.0,
     return _run(_layer(), program, None, timeout=timeout, memory_bytes=memory_bytes)
 
 
+def _stop(proc: subprocess.Popen, uid: int) -> None:
+    """End the run and return only once none of its processes is left.
+
+    End of input lets the runner exit; otherwise every process of the run's uid is killed.
+    In the bubblewrap layer the runner's exit ends its PID namespace, and bwrap exits only
+    after the kernel has reaped every process in it, so waiting for bwrap is waiting for all.
+    """
+    for f in (proc.stdin, proc.stdout):
+        try:
+            f.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        if uid >= 0:
+            _kill_uid(uid)
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc.pid)
+    proc.wait()
+    if uid >= 0:
+        _kill_uid(uid)  # setpriv layer: forked processes may have left the process group
+
+
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -584,7 +603,7 @@ def _kill_group(pgid: int) -> None:
 
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process of ``uid`` (a fresh uid that only this run used)."""
-    for _ in range(3):
+    for _ in range(100):
         found = False
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
