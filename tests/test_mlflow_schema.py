@@ -1,4 +1,4 @@
-"""The MLflow writer: statuses, pre-flight checks, and the writer's checks.
+"""The MLflow writer: statuses and the checks made before anything is written.
 
 That a written sweep reads back field for field is tested with the reader, in
 tests/analysis/test_runs.py.
