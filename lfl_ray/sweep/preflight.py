@@ -21,7 +21,9 @@ from lfl_ray.errors import ConfigError
 def check_model(spec, log=print) -> None:
     """LoRA targets, ranks and seq_len against the model's config (read without weights)."""
     from lfl_ray.model_config import linear_layers, load_config, max_positions, preset_targets
+    from lfl_ray.models import resolve_model
 
+    resolve_model(spec.model)  # a folder that is not there, or an asset not fetched, fails here
     config = load_config(spec.model)
     if config is None:
         log(f"[check] {spec.model}: config not available offline; targets, ranks and seq_len are "

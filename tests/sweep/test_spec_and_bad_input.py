@@ -201,6 +201,7 @@ MALFORMED = [
     ("lora: [{ranks: [4096]}]\n", "lora[0].ranks", None),
     ("budget: {seq_len: 4096}\n", "budget.seq_len", None),
     ("lora: [{ranks: [4], targets: [[q_proj, qkv_proj]]}]\n", "lora[0].targets", None),
+    ("model: ./no-such-model\n", "model", None),
     ("- 1\n- 2\n", "--spec-file", "mapping"),
     ("budget: {steps: [1, 2\n", "--spec-file", "valid YAML"),
 ]
@@ -320,3 +321,39 @@ def test_optuna_and_pareto_dry_runs_say_what_they_sample(capsys):
         out = capsys.readouterr().out
         assert "Optuna TPE draws 5 trials" in out and "log-uniform" in out
         assert "trial key" not in out  # no grid table: the samples are drawn as the sweep runs
+
+
+def test_a_toy_search_is_one_registration(capsys):
+    from lfl_ray.sweep.search import SEARCHES, SearchPlan, register_search
+
+    def first_trial_only(spec):
+        trials = spec.trials()[:1]
+        from ray import tune
+
+        return SearchPlan({"trial": tune.grid_search([t.to_dict() for t in trials])}, 1, trials=trials,
+                          description=["search first: the first trial of the grid"])
+
+    register_search("first", first_trial_only)
+    try:
+        assert main(["code_ift", "--preset", "smoke", "--set", "search=first", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "search first: the first trial of the grid" in out and "\n1 trials;" in out
+    finally:
+        SEARCHES.pop("first")
+
+
+def test_local_model_folder_targets_and_ranks_are_checked_from_its_config(tmp_path, monkeypatch, capsys):
+    from transformers import LlamaConfig
+
+    folder = tmp_path / "my-model"
+    LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128).save_pretrained(folder)
+    err = _exit2(["code_ift", "--preset", "smoke", "--set", f"model={folder}", "--set", "budget.seq_len=128",
+                  "--set", "lora[0].targets=[[q_proj, w_in]]", "--dry-run"], tmp_path, monkeypatch, capsys)
+    assert "lora[0].targets: got 'w_in'" in err and "q_proj" in err
+    err = _exit2(["code_ift", "--preset", "smoke", "--set", f"model={folder}", "--set", "budget.seq_len=128",
+                  "--set", "lora[0].ranks=[64]", "--dry-run"], tmp_path, monkeypatch, capsys)
+    assert "lora[0].ranks: got 64" in err and "<= 16" in err  # k/v projections are 16 wide
+    err = _exit2(["code_ift", "--preset", "smoke", "--set", f"model={folder}", "--dry-run"],
+                 tmp_path, monkeypatch, capsys)
+    assert "budget.seq_len: got 256" in err and "128" in err
