@@ -18,7 +18,7 @@ from lfl_ray import mlflow_schema as schema
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import Status
 from lfl_ray.ray_runtime import check_dashboard_host
-from lfl_ray.sweep import preflight
+from lfl_ray.sweep import name_lock, preflight
 from lfl_ray.sweep.cost import ASSUMED_MFU, trial_cost
 from lfl_ray.sweep.outcome import SweepOutcome, describe_error
 from lfl_ray.sweep.search import OBJECTIVE, SearchPlan, plan_search
@@ -155,6 +155,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     if "://" not in storage:
         preflight.check_storage("--storage-path", str(storage_path or storage), Path(storage))
     preflight.prepare_store(tracking_uri)
+    name_claim = name_lock.claim(tracking_uri, spec.name, experiment_path)  # held until the sweep ends
     _check_name_free(tracking_uri, spec, resume, experiment_path, log)
 
     from ray import tune
@@ -218,6 +219,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     if interrupted:
         log(f"[sweep] interrupted: run the same command with --resume to continue {spec.name!r} "
             "from the last checkpoints")
+    name_claim.release()  # on an exception the lock goes with the claim or the process
     return SweepOutcome(spec.name, tracking_uri, experiment_id, parent, experiment_path, statuses, seconds, failed)
 
 
