@@ -131,8 +131,8 @@ class Metric:
 
     TRAIN_LOSS = "train_loss"
     """Mean training loss per loss token since the last report."""
-    LR = "lr"
-    """The learning rate the scheduler set at that step."""
+    LR = "learning_rate"
+    """The learning rate the scheduler set at that step (the param ``lr`` is the trial's peak rate)."""
     TOKENS_PER_S = "tokens_per_s"
     """Training throughput since the last report (all workers)."""
     TRAINABLE_PARAMS = "trainable_params"

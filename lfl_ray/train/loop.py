@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from lfl_ray.mlflow_schema import Metric
 from lfl_ray.train.config import TrialConfig
 from lfl_ray.train.faults import inject_fault
 from lfl_ray.train.milestone_eval import eval_threads, evaluate_milestone
@@ -72,7 +73,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if step % cfg.report_every == 0 or at_milestone:
             elapsed = time.perf_counter() - window_start
             metrics = {"step": step, "tokens": tokens, "train_loss": window_loss / max(window_count, 1.0),
-                       "lr": run.lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9)}
+                       Metric.LR: run.lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9)}
             if rank == 0 and logger is not None:
                 logger.log_metrics({k: v for k, v in metrics.items() if k not in ("step", "tokens")}, step=tokens)
             checkpoint_dir = None
