@@ -194,6 +194,7 @@ MALFORMED = [
     ("scheduler: {name: asha}\n", "scheduler", None),
     ("name: ''\n", "name", None),
     ("name: '..'\n", "name", None),
+    ("name: '.'\n", "name", None),
     ("name: 'a\\nb'\n", "name", None),
     (f"name: {'x' * 500}\n", "name", None),
     ("regime: code_ift\nregime: math_ift\n", "regime", None),
@@ -357,3 +358,24 @@ def test_local_model_folder_targets_and_ranks_are_checked_from_its_config(tmp_pa
     err = _exit2(["code_ift", "--preset", "smoke", "--set", f"model={folder}", "--dry-run"],
                  tmp_path, monkeypatch, capsys)
     assert "budget.seq_len: got 256" in err and "128" in err
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "x" * 500, "a\nb", "a/b"])
+def test_bad_name_flag(tmp_path, monkeypatch, capsys, name):
+    err = _exit2(["code_ift", "--preset", "smoke", "--name", name], tmp_path, monkeypatch, capsys)
+    assert err.startswith("error: name:")
+
+
+def test_a_full_disk_is_named_as_one():
+    import errno
+
+    from lfl_ray.sweep.outcome import describe_error
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/data/ckpt")
+        except OSError as inner:
+            raise EOFError("Ran out of input") from inner
+    except EOFError as outer:
+        assert describe_error(outer).startswith("disk full: [Errno 28] No space left on device")
+    assert describe_error(ValueError("x")) == "ValueError: x"
