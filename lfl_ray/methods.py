@@ -1,7 +1,9 @@
 """Finetuning methods as values: ``Full()`` and ``Lora(rank, alpha, targets, ...)``.
 
 ``apply_method(model, method)`` turns one into a trainable model plus a description. LoRA
-goes through peft (rsLoRA, DoRA); LoRA+ is an optimizer setting (see ``lfl_ray.train.optim``).
+goes through peft; its variants (rsLoRA, DoRA, LoRA+, ...) are registered values in
+``lfl_ray.lora_variants``, which say what each changes in peft's ``LoraConfig`` and in the
+optimizer's groups (``lfl_ray.train.optim``), and how it is named and logged.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Union
 import torch
 
 from lfl_ray.errors import ConfigError, require_positive
+from lfl_ray.lora_variants import peft_kwargs
 
 # Target presets by architecture family. Llama, Mistral, Qwen2/3, Gemma and Phi-3-style
 # models share these names; GPT-NeoX/GPT-2 style models are listed separately.
@@ -171,10 +174,9 @@ def apply_method(model: torch.nn.Module, method: Method):
         lora_alpha=method.effective_alpha,
         target_modules=targets,
         lora_dropout=method.dropout,
-        use_rslora=method.use_rslora,
-        use_dora=method.use_dora,
         bias="none",
         task_type="CAUSAL_LM",
+        **peft_kwargs(method),  # what the variants that are on change (lfl_ray.lora_variants)
     )
     peft_model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

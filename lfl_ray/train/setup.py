@@ -193,8 +193,7 @@ def build_training(cfg: TrialConfig, data, *, rank: int = 0, world: int = 1, che
     mark("data")
     inner = LossModule(model, cfg.loss_chunk_size, cfg.hiddenkey)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, betas=cfg.betas,
-                                loraplus_lr_ratio=getattr(cfg.method, "loraplus_lr_ratio", None),
-                                fused=cfg.backend == "ddp")
+                                method=cfg.method, fused=cfg.backend == "ddp")
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.total_steps, cfg.warmup_steps,
                                 floor=cfg.min_lr_ratio, cooldown=cfg.cooldown_steps)
     mark("loss_optim")
