@@ -7,8 +7,10 @@ at its stop sequences; chat models get the same text as a user turn and answer i
 
 from __future__ import annotations
 
+import ast
+
 from lfl_ray.eval.prompts import chat_prompt, extract_code
-from lfl_ray.eval.sandbox import Check
+from lfl_ray.eval.sandbox import Check, free_names
 from lfl_ray.eval.sources import request_docs
 
 STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```", "\n#", "\n<|/", "<|im_end|>")
@@ -37,5 +39,23 @@ def to_completion(problem: dict, text: str, chat: bool) -> str:
 
 def program(problem: dict, completion: str) -> Check:
     """The completion runs in the sandbox; setup code and asserts run outside against it."""
-    return Check(code=completion, setup=problem["test_setup_code"],
-                 test="\n".join(problem["test_list"]))
+    setup, test = problem["test_setup_code"], "\n".join(problem["test_list"])
+    return Check(code=completion, setup=setup, test=test, names=_candidate_names(setup, test, completion))
+
+
+def _candidate_names(setup: str, test: str, completion: str) -> tuple[str, ...]:
+    """What the asserts call of the candidate: names they use without defining, or, when
+    every name is a built-in (``assert sum(10, 15) == 6``), the first one called that the
+    completion defines at top level."""
+    names = free_names(setup, test)
+    if names:
+        return names
+    try:
+        defined = {n.name for n in ast.parse(completion).body
+                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    except SyntaxError:
+        return ()
+    for node in ast.walk(ast.parse(test)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defined:
+            return (node.func.id,)
+    return ()

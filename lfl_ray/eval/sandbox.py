@@ -140,30 +140,34 @@ class Check:
 # --- plain data across the boundary: the same two functions run in the sandbox and here ---
 
 def encode(value, depth=0):
-    """``value`` as JSON-able tagged plain data; TypeError for anything else (exact types)."""
+    """``value`` as JSON-able tagged plain data; TypeError for anything else.
+
+    A subclass of a built-in type (``Counter``, a namedtuple, an ``IntEnum``) goes as a plain
+    copy of its base type, read through the base type's own methods: its overrides
+    (``__eq__`` included) never cross. The receiver rebuilds exact built-in types."""
     if depth > 100:
         raise TypeError("nested too deeply")
-    t = type(value)
     if value is None:
         return ["N"]
-    if t is bool:
+    if type(value) is bool:
         return ["b", value]
-    if t is int:
-        return ["i", format(value, "x")]
-    if t is float:
+    if isinstance(value, int):
+        return ["i", int.__format__(value, "x")]
+    if isinstance(value, float):
         return ["f", float.__repr__(value)]
-    if t is complex:
-        return ["c", float.__repr__(value.real), float.__repr__(value.imag)]
-    if t is str:
-        return ["s", value]
-    if t is bytes:
-        return ["y", value.hex()]
-    if t is list or t is tuple or t is set or t is frozenset:
-        tag = {list: "l", tuple: "t", set: "S", frozenset: "F"}[t]
-        return [tag, [encode(v, depth + 1) for v in value]]
-    if t is dict:
-        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]]
-    raise TypeError(f"not plain data: {t.__name__}")
+    if isinstance(value, complex):
+        return ["c", float.__repr__(complex.real.__get__(value)),
+                float.__repr__(complex.imag.__get__(value))]
+    if isinstance(value, str):
+        return ["s", str.__str__(value)]
+    if isinstance(value, (bytes, bytearray)):
+        return ["y", bytes.hex(bytes(value))]
+    if isinstance(value, dict):
+        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]]
+    for base, tag in ((list, "l"), (tuple, "t"), (set, "S"), (frozenset, "F")):
+        if isinstance(value, base):
+            return [tag, [encode(v, depth + 1) for v in base.__iter__(value)]]
+    raise TypeError(f"not plain data: {type(value).__name__}")
 
 
 def decode(node, depth=0):

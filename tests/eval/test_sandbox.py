@@ -148,12 +148,21 @@ def test_plain_data_round_trips_with_exact_types():
 
 
 @pytest.mark.parametrize("value", [type("AlwaysEqual", (), {"__eq__": lambda s, o: True})(),
-                                   type("Int", (int,), {"__eq__": lambda s, o: True})(3),
-                                   type("Str", (str,), {})("x"), eval("[" * 150 + "]" * 150),
-                                   print, iter([1])])
+                                   eval("[" * 150 + "]" * 150), print, iter([1])])
 def test_anything_else_is_refused(value):
     with pytest.raises(TypeError):
         encode(value)
+
+
+def test_subclasses_of_built_ins_cross_as_plain_copies():
+    from collections import Counter, namedtuple
+
+    Int = type("Int", (int,), {"__eq__": lambda s, o: True, "__format__": lambda s, f: "0"})
+    Str = type("Str", (str,), {"__eq__": lambda s, o: True, "__str__": lambda s: "forged"})
+    for value, plain in [(Int(3), 3), (Str("x"), "x"), (Counter("aab"), {"a": 2, "b": 1}),
+                         (namedtuple("P", "x y")(1, 2), (1, 2))]:
+        back = decode(encode(value))
+        assert type(back) is type(plain) and back == plain and not back == "other"
 
 
 @pytest.mark.parametrize("node", [["i"], ["b", 1], ["s", 3], ["x", 1], "N", ["l", "ab"],
