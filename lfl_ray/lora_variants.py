@@ -25,9 +25,12 @@ then register one value that reads it, e.g. PiSSA's SVD initialisation:
         peft_config=lambda lora: {"init_lora_weights": "pissa"},
         params=lambda lora: {"use_pissa": lora.use_pissa}))
 
-The order of registration is the order of the family suffixes. A sweep reaches a new field
-through ``LoraGrid`` and ``lora_trial`` in ``lfl_ray.sweep`` (one list and one argument).
-Prefer what peft already implements (a ``LoraConfig`` option) over code of our own.
+Register a shipped variant at the bottom of this module: ``apply_method`` and the optimizer
+run in the Ray Train workers, which import this module but not a driver script, so a
+variant registered only in ``__main__`` would be off there. The order of registration is
+the order of the family suffixes. A sweep reaches a new field through ``LoraGrid`` and
+``lora_trial`` in ``lfl_ray.sweep`` (one list and one argument). Prefer what peft already
+implements (a ``LoraConfig`` option) over code of our own.
 """
 
 from __future__ import annotations
