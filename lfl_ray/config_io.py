@@ -207,22 +207,34 @@ def _convert_dataclass(cls, value, path: str):
     return cls(**kwargs)
 
 
-def to_dict(obj) -> Any:
-    """Plain JSON-able data for a config value (dataclasses, tuples, dicts, scalars)."""
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def to_dict(obj, *, drop_defaults: bool = False) -> Any:
+    """Plain JSON-able data for a config value (dataclasses, tuples, dicts, scalars); with
+    ``drop_defaults`` the init fields that equal their defaults are left out."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name), drop_defaults=drop_defaults)
+                for f in dataclasses.fields(obj)
+                if not (drop_defaults and f.init and getattr(obj, f.name) == _default(f))}
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, drop_defaults=drop_defaults) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, drop_defaults=drop_defaults) for k, v in obj.items()}
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     return obj
 
 
-def canonical_json(obj) -> str:
+def canonical_json(obj, *, drop_defaults: bool = False) -> str:
     """A stable text of a config value (sorted keys, full float precision): for hashing."""
-    return json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(to_dict(obj, drop_defaults=drop_defaults), sort_keys=True, separators=(",", ":"),
+                      default=str)
 
 
 # --- YAML 1.2 numbers and booleans, no duplicate keys ---------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from lfl_ray import config_io
 from lfl_ray.errors import ConfigError
+from lfl_ray.lora_variants import family_suffixes, variant_params
 from lfl_ray.methods import Full, Lora, Method
 from lfl_ray.regularization.hiddenkey import HiddenKeyConfig
 
@@ -55,17 +56,16 @@ class TrialSpec:
                 parts.append("dropout")
             return "+".join(parts)
         m = self.method
-        name = f"lora-r{m.rank}-{targets_label(m.targets)}"
-        for on, label in ((m.use_rslora, "rslora"), (m.use_dora, "dora"), (self.hiddenkey, "hiddenkey"),
-                          (m.loraplus_lr_ratio, "loraplus"), (m.dropout, "dropout"), (self.weight_decay, "wd")):
-            if on:
-                name += f"+{label}"
-        return name
+        regularizers = [label for on, label in ((self.hiddenkey, "hiddenkey"), (m.dropout, "dropout"),
+                                                (self.weight_decay, "wd")) if on]
+        return "+".join([f"lora-r{m.rank}-{targets_label(m.targets)}", *family_suffixes(m), *regularizers])
 
     @property
     def key(self) -> str:
         """Unique, filesystem-safe name: readable settings plus a hash of every field."""
-        digest = hashlib.sha1(config_io.canonical_json(self).encode()).hexdigest()[:8]
+        # Fields at their defaults are left out of the hash, so a new (off by default) field of a
+        # method or trial keeps every existing trial's key, and --resume finds its runs.
+        digest = hashlib.sha1(config_io.canonical_json(self, drop_defaults=True).encode()).hexdigest()[:8]
         if isinstance(self.method, Full):
             readable = f"full-lr{self.lr:.3g}"
         else:
@@ -82,10 +82,8 @@ class TrialSpec:
             return params
         m = self.method
         params.update(rank=m.rank, alpha=m.effective_alpha, targets=targets_label(m.targets),
-                      lora_dropout=m.dropout, use_rslora=m.use_rslora, use_dora=m.use_dora,
-                      hiddenkey=self.hiddenkey is not None)
-        if m.loraplus_lr_ratio is not None:
-            params["loraplus_lr_ratio"] = m.loraplus_lr_ratio
+                      lora_dropout=m.dropout, hiddenkey=self.hiddenkey is not None)
+        params.update(variant_params(m))
         if self.hiddenkey is not None:
             params.update(self.hiddenkey.params())
         return params
