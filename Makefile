@@ -58,11 +58,10 @@ test-all: setup
 bench: setup
 	$(PY) bench/run_all.py
 
-# MLflow UI over the default store, on loopback only.
-mlflow-ui: setup
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --workers 1 \
-	  --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-	  --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+# MLflow UI over the default store, on loopback only (no set-up beyond the venv).
+# Another store: .venv/bin/lfl-ray ui --tracking-uri sqlite:////abs/mlflow.db
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/lfl-ray ui
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -12,7 +12,7 @@ import sys
 
 # Modules that add verbs; each has register(subparsers) which sets ``func`` on its parsers.
 VERB_MODULES = ("lfl_ray.sweep.cli", "lfl_ray.assets_cli", "lfl_ray.data.cli", "lfl_ray.eval.cli",
-                "lfl_ray.analysis.cli")
+                "lfl_ray.analysis.cli", "lfl_ray.ui_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
