@@ -24,9 +24,13 @@ In every layer: a clean environment (``python -I -S``, a handful of variables), 
 stderr to /dev/null, a wall-clock timeout after which the process group (and with it the
 PID namespace) is killed, and limits set by the trusted runner before any untrusted code:
 address space and data (``memory_bytes``), CPU seconds, file size (``FILE_BYTES``),
-processes (``PROCESSES``), open files, no core dumps; plus a seccomp filter (libseccomp
-through ``pyseccomp``) refusing ``socket`` other than AF_UNIX, namespace creation, ptrace,
+processes (``PROCESSES``), open files, no core dumps; plus a seccomp filter, compiled here
+by libseccomp (``pyseccomp``) and loaded by the runner (no-new-privileges, then
+``PR_SET_SECCOMP``), refusing ``socket`` other than AF_UNIX, namespace creation, ptrace,
 ``process_vm_*``, mount, keyrings, bpf, perf, userfaultfd, io_uring and module/kexec calls.
+
+``LFL_RAY_SANDBOX=bubblewrap`` (or ``setpriv``, ``rlimits``) demands one layer: if it does
+not work here, every run raises instead of falling back.
 
 The verdict is decided where the program cannot reach. A :class:`Check` splits a problem
 into the untrusted ``code`` (prompt + completion), which alone runs in the sandbox, and the
@@ -359,7 +363,11 @@ def _command(layer: _Layer, uid: int, home: str) -> list[str]:
 
 
 def _probe(layer: _Layer) -> bool:
-    result = _run(layer, "import math", None, timeout=20.0, memory_bytes=MEMORY_BYTES)
+    try:
+        result = _run(layer, "import math", None, timeout=20.0, memory_bytes=MEMORY_BYTES)
+    except OSError as e:  # bwrap or setpriv not found
+        log.info("sandbox: layer %s refused here (%s)", layer.name, e)
+        return False
     if not result.passed:
         log.info("sandbox: layer %s refused here (%s)", layer.name, result.detail or result.status)
     return result.passed
@@ -382,6 +390,16 @@ def _layer() -> _Layer:
             for p in glob.glob(f"{root}/lib/python3*/*-packages") + glob.glob(f"{root}/lib/python3/dist-packages")
             if os.path.isdir(p)))
         binds = () if prefix == "/usr" or prefix.startswith("/usr/") else (prefix,)
+        demanded = os.environ.get("LFL_RAY_SANDBOX", "")
+        if demanded not in ("", "bubblewrap", "setpriv", "rlimits"):
+            raise ValueError(f"LFL_RAY_SANDBOX={demanded!r}: use bubblewrap, setpriv or rlimits")
+        if demanded:
+            layer = _Layer(demanded, python, seccomp, *((binds, hidden) if demanded == "bubblewrap" else ()))
+            if not _probe(layer):
+                raise RuntimeError(f"sandbox: LFL_RAY_SANDBOX={demanded} does not work here")
+            _LAYER = layer
+            log.info("sandbox: isolation layer %r (demanded by LFL_RAY_SANDBOX)", demanded)
+            return _LAYER
         candidates = []
         if os.geteuid() == 0 and shutil.which("bwrap") and shutil.which("setpriv"):
             candidates.append(_Layer("bubblewrap", python, seccomp, binds, hidden))

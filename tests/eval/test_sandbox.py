@@ -453,3 +453,45 @@ def test_the_leaks_find_the_secrets_without_the_sandbox(planted):
         ns = {}
         exec(check.code, ns)
         assert planted["value"] in ns["attempt"](), name
+
+
+# ---------------------------------------------------------------------------------------
+# The weaker layers: what they still hold (each is logged as weaker when chosen)
+
+@pytest.fixture(params=["setpriv", "rlimits"])
+def weaker_layer(request, monkeypatch):
+    monkeypatch.setenv("LFL_RAY_SANDBOX", request.param)
+    monkeypatch.setattr(sandbox, "_LAYER", None)
+    if request.param == "setpriv" and (os.geteuid() != 0 or not shutil.which("setpriv")):
+        pytest.skip("setpriv needs root")
+    assert sandbox.isolation() == request.param
+    return request.param
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_verdicts_fail_in_every_layer(name, weaker_layer):
+    result = run_untrusted(Check(code=FORGERIES[name].format(), test=ADD_TEST), timeout=5.0)
+    assert not result.passed, result
+    assert run_untrusted(Check(code=ADD, test=ADD_TEST)).passed
+
+
+def test_setpriv_layer_keeps_other_processes_and_root_files(weaker_layer, victim_process, planted, victims):
+    if weaker_layer != "setpriv":
+        pytest.skip("the rlimits layer runs as the caller and promises none of this")
+    before = _snapshot(victims)
+    os.chmod(victims.parent, 0o700)  # as pytest's own temporary folders are
+    for body in (f"import os\nos.kill({victim_process.pid}, 9)", f"open({str(victims / 'keep.txt')!r}, 'w')",
+                 LEAKS["/proc/<our pid>/environ"].format(pid=os.getpid()),
+                 LEAKS["/proc/<our pid>/mem"].format(pid=os.getpid()),
+                 LEAKS["~/.cache/lfl_ray"].format(cache=planted["cache"])):
+        got = _attempt(_report(body + "\nreturn 'done'"))
+        assert got.startswith("refused") and planted["value"] not in got, (body, got)
+    assert _snapshot(victims) == before
+
+
+def test_a_demanded_layer_that_does_not_work_raises(monkeypatch):
+    monkeypatch.setenv("LFL_RAY_SANDBOX", "bubblewrap")
+    monkeypatch.setattr(sandbox, "_LAYER", None)
+    monkeypatch.setattr(sandbox, "_python", lambda: ("/nonexistent/bin/python3", "/nonexistent"))
+    with pytest.raises(RuntimeError, match="does not work here"):
+        run_untrusted("pass")
