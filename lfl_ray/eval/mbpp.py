@@ -40,7 +40,8 @@ def to_completion(problem: dict, text: str, chat: bool) -> str:
 def program(problem: dict, completion: str) -> Check:
     """The completion runs in the sandbox; setup code and asserts run outside against it."""
     setup, test = problem["test_setup_code"], "\n".join(problem["test_list"])
-    return Check(code=completion, setup=setup, test=test, names=_candidate_names(setup, test, completion))
+    return Check(code=completion, setup=setup, test=test,
+                 names=_candidate_names(setup, test, completion))
 
 
 def _candidate_names(setup: str, test: str, completion: str) -> tuple[str, ...]:
@@ -56,6 +57,7 @@ def _candidate_names(setup: str, test: str, completion: str) -> tuple[str, ...]:
     except SyntaxError:
         return ()
     for node in ast.walk(ast.parse(test)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defined:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in defined):
             return (node.func.id,)
     return ()

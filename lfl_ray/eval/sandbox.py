@@ -322,13 +322,13 @@ def _fresh_uid() -> int:
 
 
 def _setpriv(uid: int) -> list[str]:
-    return [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-            "--bounding-set=-all", "--no-new-privs", "--"]
+    return [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}",
+            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
 def _bwrap(layer: _Layer) -> list[str]:
-    cmd = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+    cmd = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+           "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
            "--ro-bind", "/usr", "/usr"]
     for top in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
         if os.path.islink(f"/{top}"):
@@ -387,14 +387,15 @@ def _layer() -> _Layer:
         seccomp = _seccomp_bpf()
         hidden = tuple(sorted(
             p for root in {prefix, "/usr", "/usr/local"}
-            for p in glob.glob(f"{root}/lib/python3*/*-packages") + glob.glob(f"{root}/lib/python3/dist-packages")
+            for p in glob.glob(f"{root}/lib/python3*/*-packages")
             if os.path.isdir(p)))
         binds = () if prefix == "/usr" or prefix.startswith("/usr/") else (prefix,)
         demanded = os.environ.get("LFL_RAY_SANDBOX", "")
         if demanded not in ("", "bubblewrap", "setpriv", "rlimits"):
             raise ValueError(f"LFL_RAY_SANDBOX={demanded!r}: use bubblewrap, setpriv or rlimits")
         if demanded:
-            layer = _Layer(demanded, python, seccomp, *((binds, hidden) if demanded == "bubblewrap" else ()))
+            mounts = (binds, hidden) if demanded == "bubblewrap" else ()
+            layer = _Layer(demanded, python, seccomp, *mounts)
             if not _probe(layer):
                 raise RuntimeError(f"sandbox: LFL_RAY_SANDBOX={demanded} does not work here")
             _LAYER = layer
@@ -527,7 +528,8 @@ def _judge(channel: _Channel, check: Check) -> None:
     def guarded_import(name, *args, **kwargs):
         return rng if name == "random" else builtins.__import__(name, *args, **kwargs)
 
-    ns = {"__name__": "__judge__", "__builtins__": {**builtins.__dict__, "__import__": guarded_import}}
+    ns = {"__name__": "__judge__",
+          "__builtins__": {**builtins.__dict__, "__import__": guarded_import}}
     free = set(free_names(check.setup, check.test)) - set(names)
     for name in free & set(sys.stdlib_module_names):
         ns[name] = guarded_import(name)
@@ -560,7 +562,8 @@ def _run(layer: _Layer, code: str, check: Check | None, *, timeout: float,
         channel.send({"code": code, "limits": limits, "seccomp": layer.seccomp})
         first = channel.recv()
         if first != ["ready"]:
-            detail = f"program raised {str(first[1:2])[:100]}" if first[0] == "error" else "no ready"
+            detail = (f"program raised {str(first[1:2])[:100]}" if first[0] == "error"
+                      else "no ready")
         elif check is None:
             status = "passed"
         else:

@@ -495,3 +495,19 @@ def test_a_demanded_layer_that_does_not_work_raises(monkeypatch):
     monkeypatch.setattr(sandbox, "_python", lambda: ("/nonexistent/bin/python3", "/nonexistent"))
     with pytest.raises(RuntimeError, match="does not work here"):
         run_untrusted("pass")
+
+
+def test_mbpp_reference_solutions_pass_and_shifted_ones_fail():
+    """MBPP through the judge: asserts run here against the sandboxed solution, including
+    one whose function shadows a built-in (mbpp/126 defines ``sum``)."""
+    from lfl_ray.eval import mbpp
+    from lfl_ray.eval.sources import request_docs
+
+    code = {f"mbpp/{d['task_id']}": d["code"] for d in request_docs("codex_mbpp", "gold_bpb_0shot")}
+    problems = {p["id"]: p for p in mbpp.load_problems()}
+    chosen = [problems[f"mbpp/{i}"] for i in (11, 12, 13, 14, 15, 16, 17, 18, 19, 126)]
+    right = [mbpp.program(p, code[p["id"]]) for p in chosen]
+    shifted = [mbpp.program(p, code[q["id"]]) for p, q in zip(chosen, chosen[1:] + chosen[:1])]
+    assert right[-1].names == ("sum",)
+    assert humaneval.check_programs(right, workers=2, desc="") == [True] * len(chosen)
+    assert not any(humaneval.check_programs(shifted, workers=2, desc=""))
