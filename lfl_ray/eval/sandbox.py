@@ -21,8 +21,8 @@ Isolation (what :func:`isolation` reports; chosen once per process, logged once)
    syscall filter below only. This cannot keep hostile code from the caller's files.
 
 In every layer: a clean environment (``python -I -S``, a handful of variables), stdout and
-stderr to /dev/null, a wall-clock timeout after which the process group (and with it the
-PID namespace) is killed, and limits set by the trusted runner before any untrusted code:
+stderr to /dev/null, a wall-clock timeout after which every process of the run's uid is
+killed (which ends its PID namespace; a run returns only once none is left), and limits set by the trusted runner before any untrusted code:
 address space and data (``memory_bytes``), CPU seconds, file size (``FILE_BYTES``),
 processes (``PROCESSES``), open files, no core dumps; plus a seccomp filter, compiled here
 by libseccomp (``pyseccomp``) and loaded by the runner (no-new-privileges, then
@@ -46,7 +46,8 @@ monkeypatched builtins in the sandbox change nothing here. Whatever bytes the pr
 writes to its channel are at most its answer to a call. We chose this over running the test
 in a second sandboxed process because the test must compare with values the candidate
 never sees and that second process would need them too; the parent is the one place that
-holds them anyway. Helpers the test uses (``poly``, ``encode_cyclic``) come from the trusted
+holds them anyway. Replies are capped (``MESSAGE_BYTES``, nesting 100) and every wait on
+the sandbox is bounded by the run's deadline. Helpers the test uses (``poly``, ``encode_cyclic``) come from the trusted
 prompt run here, not from the candidate, and ``random`` in the test is a private, seeded
 instance (deterministic verdicts; the caller's global random state is untouched).
 
@@ -91,8 +92,6 @@ OPEN_FILES = 256
 """Open file descriptors (RLIMIT_NOFILE)."""
 MESSAGE_BYTES = 16 << 20
 """Largest reply the judge reads from the sandbox; a longer one fails the call."""
-DEPTH = 100
-"""Deepest nesting of plain data that crosses the boundary."""
 
 
 class SandboxTimeout(Exception):

@@ -85,7 +85,12 @@ def planted(monkeypatch):
     for path in files:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(value)
-    yield {"value": value, "cache": str(files[0]), "ray": str(files[1])}
+    # A process started with the secret in its environment: its /proc environ and stack hold
+    # it (this process's own environ in /proc is the one it started with).
+    holder = subprocess.Popen(["sleep", "600"], env={"LFL_SANDBOX_SECRET": value})
+    yield {"value": value, "cache": str(files[0]), "ray": str(files[1]), "holder": holder.pid}
+    holder.kill()
+    holder.wait()
     for path in files:
         path.unlink(missing_ok=True)
 
@@ -412,6 +417,7 @@ def test_no_network():
 LEAKS = {
     "/proc/ppid/environ": "import os\nreturn open(f'/proc/{{os.getppid()}}/environ').read()",
     "/proc/<our pid>/environ": "return open('/proc/{pid}/environ').read()",
+    "/proc/<holder>/environ": "return open('/proc/{holder}/environ').read()",
     "/proc/*/environ": ("import os, glob\nout = ''\nfor p in glob.glob('/proc/[0-9]*/environ'):\n"
                         "    try:\n        out += open(p).read()\n    except OSError:\n        pass\nreturn out"),
     "/proc/ppid/mem": ("import os\nppid = os.getppid()\nout = b''\nfor line in open(f'/proc/{{ppid}}/maps'):\n"
@@ -419,6 +425,12 @@ LEAKS = {
                        "    try:\n        with open(f'/proc/{{ppid}}/mem', 'rb') as m:\n"
                        "            m.seek(lo)\n            out += m.read(min(hi - lo, 1 << 20))\n"
                        "    except (OSError, ValueError, OverflowError):\n        pass\nreturn out.decode('latin-1')"),
+    "/proc/<holder>/mem": ("out = b''\nfor line in open('/proc/{holder}/maps'):\n"
+                           "    lo, hi = (int(x, 16) for x in line.split()[0].split('-'))\n"
+                           "    try:\n        with open('/proc/{holder}/mem', 'rb') as m:\n"
+                           "            m.seek(lo)\n            out += m.read(min(hi - lo, 1 << 20))\n"
+                           "    except (OSError, ValueError, OverflowError):\n        pass\n"
+                           "return out.decode('latin-1')"),
     "/proc/<our pid>/mem": ("out = b''\nfor line in open('/proc/{pid}/maps'):\n"
                             "    lo, hi = (int(x, 16) for x in line.split()[0].split('-'))\n"
                             "    try:\n        with open('/proc/{pid}/mem', 'rb') as m:\n"
@@ -438,7 +450,8 @@ LEAKS = {
 
 @pytest.mark.parametrize("name", sorted(LEAKS))
 def test_secrets_of_the_parent_are_invisible(name, planted):
-    body = LEAKS[name].format(pid=os.getpid(), cache=planted["cache"], ray=planted["ray"])
+    body = LEAKS[name].format(pid=os.getpid(), cache=planted["cache"], ray=planted["ray"],
+                              holder=planted["holder"])
     got = _attempt(_report(body), timeout=30.0)
     assert planted["value"] not in got
     token = Path.home() / ".ray" / "auth_token"
@@ -448,8 +461,10 @@ def test_secrets_of_the_parent_are_invisible(name, planted):
 
 def test_the_leaks_find_the_secrets_without_the_sandbox(planted):
     """The control: the same functions, run in this process, find what was planted."""
-    for name in ("/proc/<our pid>/mem", "os.environ", "~/.cache/lfl_ray", "~/.ray"):
-        check = _report(LEAKS[name].format(pid=os.getpid(), cache=planted["cache"], ray=planted["ray"]))
+    for name in ("/proc/<holder>/environ", "/proc/<holder>/mem", "os.environ", "~/.cache/lfl_ray",
+                 "~/.ray"):
+        check = _report(LEAKS[name].format(pid=os.getpid(), cache=planted["cache"],
+                                           ray=planted["ray"], holder=planted["holder"]))
         ns = {}
         exec(check.code, ns)
         assert planted["value"] in ns["attempt"](), name
@@ -481,8 +496,8 @@ def test_setpriv_layer_keeps_other_processes_and_root_files(weaker_layer, victim
     before = _snapshot(victims)
     os.chmod(victims.parent, 0o700)  # as pytest's own temporary folders are
     for body in (f"import os\nos.kill({victim_process.pid}, 9)", f"open({str(victims / 'keep.txt')!r}, 'w')",
-                 LEAKS["/proc/<our pid>/environ"].format(pid=os.getpid()),
-                 LEAKS["/proc/<our pid>/mem"].format(pid=os.getpid()),
+                 LEAKS["/proc/<holder>/environ"].format(holder=planted["holder"]),
+                 LEAKS["/proc/<holder>/mem"].format(holder=planted["holder"]),
                  LEAKS["~/.cache/lfl_ray"].format(cache=planted["cache"])):
         got = _attempt(_report(body + "\nreturn 'done'"))
         assert got.startswith("refused") and planted["value"] not in got, (body, got)
