@@ -102,11 +102,12 @@ class HFBackend:
         """None: the tokenizer's default (lm-eval's rule); True/False: force BOS on or off."""
 
     @torch.no_grad()
-    def _score(self, sequences: list[list[int]], n_conts: list[int], desc: str) -> list[float]:
+    def _score(self, sequences: list[list[int]], n_conts: list[int],
+               desc: str) -> list[tuple[float, bool]]:
         device = model_device(self.model)
         pad = self.tokenizer.pad_token_id or 0
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-        out = [0.0] * len(sequences)
+        out = [(0.0, False)] * len(sequences)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in tqdm(batches, desc=desc, leave=False, disable=not desc):
             width = max(len(sequences[i]) - 1 for i in batch)
@@ -121,11 +122,17 @@ class HFBackend:
                 n, length = n_conts[i], len(sequences[i]) - 1
                 picked = logits[row, length - n:length].double().log_softmax(-1)
                 target = torch.tensor(sequences[i][-n:], device=picked.device)
-                out[i] = float(picked.gather(-1, target[:, None]).sum())
+                out[i] = (float(picked.gather(-1, target[:, None]).sum()),
+                          bool((picked.argmax(-1) == target).all()))
         return out
 
-    @torch.no_grad()
     def loglikelihood(self, requests, desc: str = "loglikelihood") -> list[float]:
+        return [score for score, _ in self.loglikelihood_greedy(requests, desc)]
+
+    @torch.no_grad()
+    def loglikelihood_greedy(self, requests, desc: str = "loglikelihood") -> list[tuple[float, bool]]:
+        """Per request, the summed log-probability and whether the continuation is the greedy
+        one (every token the argmax), as lm-eval's ``LM.loglikelihood`` returns them."""
         sequences, n_conts, contexts = [], [], []
         for context, continuation in requests:
             ctx, cont = encode_pair(self.tokenizer, context, continuation, self.add_bos_token)
@@ -140,7 +147,7 @@ class HFBackend:
             groups.setdefault(ctx, []).append(i)
         shared = [idx for idx in groups.values() if len(idx) > 1]
         single = [i for idx in groups.values() if len(idx) == 1 for i in idx]
-        out = [0.0] * len(sequences)
+        out = [(0.0, False)] * len(sequences)
         for i, score in zip(single, self._score([sequences[i] for i in single],
                                                 [n_conts[i] for i in single], desc)):
             out[i] = score
@@ -152,7 +159,8 @@ class HFBackend:
                 out[i] = score
         return out
 
-    def _score_shared(self, context: tuple[int, ...], continuations: list[list[int]]) -> list[float]:
+    def _score_shared(self, context: tuple[int, ...],
+                      continuations: list[list[int]]) -> list[tuple[float, bool]]:
         """Summed log-probs of each continuation after one shared context (one KV cache)."""
         device = model_device(self.model)
         pad = self.tokenizer.pad_token_id or 0
@@ -165,8 +173,9 @@ class HFBackend:
         cache = first.past_key_values
         width = max(len(x) for x in continuations) - 1
         scores = [float(head[x[0]]) for x in continuations]
+        greedy = [int(head.argmax()) == x[0] for x in continuations]
         if width == 0:
-            return scores
+            return list(zip(scores, greedy))
         cache.batch_repeat_interleave(n)
         ids = torch.full((n, width), pad, dtype=torch.long)
         mask = torch.zeros((n, c + width), dtype=torch.long)
@@ -183,7 +192,8 @@ class HFBackend:
                 picked = logits[row, :len(x) - 1].double().log_softmax(-1)
                 target = torch.tensor(x[1:], device=picked.device)
                 scores[row] += float(picked.gather(-1, target[:, None]).sum())
-        return scores
+                greedy[row] = greedy[row] and bool((picked.argmax(-1) == target).all())
+        return list(zip(scores, greedy))
 
     @torch.no_grad()
     def generate(self, prompts, *, max_new_tokens: int, stop=(), temperature: float = 0.0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 SUFFIX = "_offline"
@@ -44,20 +45,18 @@ def task_name(suite: str) -> str:
     return suite + SUFFIX
 
 
-def write_task(suite: str, folder: Path, rows: list[dict] | None = None) -> str:
-    """Write ``suite``'s rows and its override YAML into ``folder``; return the task name."""
-    module = _suite_module(suite)
+def write_override(task: str, config: str, split: str, rows: list[dict], folder: Path) -> str:
+    """Write ``rows`` (lm-eval's row format; row i is doc_id i) and a YAML that includes
+    lm-eval's ``config`` (a path under ``lm_eval/tasks``) and reads ``split`` from them, into
+    ``folder``; return the override's task name (``task`` + ``SUFFIX``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = module.rows() if rows is None else rows
-    data = folder / f"{suite}.jsonl"
-    with data.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    split = module.SPLIT
-    config = {
-        "include": str(lm_eval_tasks_dir() / LM_EVAL_CONFIGS[suite]),
-        "task": task_name(suite),
+    data = folder / f"{task}.jsonl"
+    _write_atomic(data, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    name = task + SUFFIX
+    override = {
+        "include": str(lm_eval_tasks_dir() / config),
+        "task": name,
         "tag": ["lfl_ray_offline"],
         "dataset_path": "json",
         "dataset_name": None,
@@ -68,8 +67,22 @@ def write_task(suite: str, folder: Path, rows: list[dict] | None = None) -> str:
         "validation_split": split if split == "validation" else None,
         "test_split": split if split == "test" else None,
     }
-    (folder / f"{task_name(suite)}.yaml").write_text(json.dumps(config, indent=1) + "\n")
-    return task_name(suite)
+    _write_atomic(folder / f"{name}.yaml", json.dumps(override, indent=1) + "\n")
+    return name
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (trial workers on one machine share the folder)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_task(suite: str, folder: Path, rows: list[dict] | None = None) -> str:
+    """Write ``suite``'s rows and its override YAML into ``folder``; return the task name."""
+    module = _suite_module(suite)
+    rows = module.rows() if rows is None else rows
+    return write_override(suite, LM_EVAL_CONFIGS[suite], module.SPLIT, rows, folder)
 
 
 def write_tasks(folder: Path, suites=tuple(LM_EVAL_CONFIGS)) -> list[str]:

@@ -65,7 +65,7 @@ class MilestoneEvaluator:
                "dtype": dtype}
         if suite not in LOSS_SUITES:  # lm-eval's tokenization (BOS) and metric names
             key.update(add_bos_token=spec.add_bos_token, rules="lm-eval-0.4.13")
-        if suite in ("humaneval", "mbpp", "gsm8k", "diversity"):
+        if suite in ("humaneval", "mbpp", "gsm8k", "diversity") or suite.startswith("lm_eval:"):
             key.update({k: getattr(spec, k) for k in GENERATION_KEYS})
         return base_cache.entry_path(self.model, suite, key)
 

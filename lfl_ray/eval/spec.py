@@ -10,6 +10,8 @@ LOSS_SUITES = ("heldout_loss", "general_loss", "drift")
 GENERATION_SUITES = ("humaneval", "mbpp", "gsm8k", "diversity")
 MC_SUITES = ("hellaswag", "arc_challenge", "winogrande")
 SUITES = LOSS_SUITES + GENERATION_SUITES + MC_SUITES
+LM_EVAL_PREFIX = "lm_eval:"
+"""Besides ``SUITES``, ``lm_eval:<task>`` names any lm-evaluation-harness task (harness_suite)."""
 
 # Primary metric -> the suite that produces it.
 LEARNING_METRICS = {"heldout_loss": "heldout_loss", "humaneval_pass1": "humaneval",
@@ -58,13 +60,15 @@ class EvalSpec:
         if not isinstance(self.suites, tuple) or not self.suites:
             raise ConfigError("eval.suites", self.suites, f"must be a non-empty list of {list(SUITES)}")
         for suite in self.suites:
-            require_choice("eval.suites", suite, SUITES)
+            if not str(suite).startswith(LM_EVAL_PREFIX):
+                require_choice("eval.suites", suite, SUITES)
         if len(set(self.suites)) != len(self.suites):
             raise ConfigError("eval.suites", self.suites, "must not repeat a suite")
         if not isinstance(self.limits, dict):
             raise ConfigError("eval.limits", self.limits, "must be a mapping suite -> int or None")
         for suite, limit in self.limits.items():
-            require_choice("eval.limits", suite, SUITES)
+            if not str(suite).startswith(LM_EVAL_PREFIX):
+                require_choice("eval.limits", suite, SUITES)
             if limit is not None:
                 require_positive(f"eval.limits.{suite}", limit, integer=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -17,7 +17,7 @@ from lfl_ray.eval.items import fingerprint, fixed_subset, tensor_fingerprint
 from lfl_ray.eval.multiple_choice import choice_scores, score_items
 from lfl_ray.eval.prompts import uses_chat
 from lfl_ray.eval.result import EvalResult
-from lfl_ray.eval.spec import MC_SUITES, EvalSpec
+from lfl_ray.eval.spec import LM_EVAL_PREFIX, MC_SUITES, EvalSpec
 from lfl_ray.eval.stats import mean_se
 
 N_SAMPLES_KEPT = 3
@@ -39,6 +39,10 @@ def subset_indices(suite: str, spec: EvalSpec, n: int) -> list[int]:
 
 def load_items(suite: str, spec: EvalSpec, *, heldout=None, general=None):
     """The fixed (seeded) subset of a suite's items: TokenBlocks for loss suites, else a list."""
+    if suite.startswith(LM_EVAL_PREFIX):
+        from lfl_ray.eval import harness_suite
+
+        return harness_suite.load_items(suite, spec)
     if suite in ("heldout_loss", "general_loss", "drift"):
         blocks = heldout if suite == "heldout_loss" else general
         if blocks is None:
@@ -215,6 +219,10 @@ def run_suite(suite: str, backend, spec: EvalSpec, items, *, drift_ref=None) -> 
         return run_diversity(backend, spec, items)
     if suite in MC_SUITES:
         return run_mc(suite, backend, spec, items)
+    if suite.startswith(LM_EVAL_PREFIX):
+        from lfl_ray.eval import harness_suite
+
+        return harness_suite.run(suite, backend, spec, items)
     raise ConfigError("suite", suite, "unknown suite")
 
 

@@ -1,18 +1,25 @@
-"""Models and tokenizers for the lm-eval parity tests, saved as folders both harnesses load.
+"""For the lm-eval parity tests: models and tokenizers saved as folders both harnesses load,
+and lm-eval's CLI run on one of them.
 
 - ``llama_style_tokenizer``: a tiny tokenizer laid out like Llama-2's (SentencePiece-style
   ``▁`` BPE with byte fallback, ``<unk>``/``<s>``/``</s>``) that adds ``<s>`` by default, so
   the BOS rule is exercised; its 1,024 pieces are learned from the eval texts themselves.
 - ``model_folder``: lfl-ray's tiny random Llama (``TINY_LLAMA_CONFIG``) with a tokenizer,
   saved with ``save_pretrained`` so lm-eval loads it as ``pretrained=<folder>``.
+- ``run_lm_eval``: lm-eval's CLI in a subprocess, hub and datasets offline, ``--samples``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 VOCAB = 1024
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
 
 
 def _training_texts() -> list[str]:
@@ -61,3 +68,23 @@ def model_folder(folder: Path, tokenizer, model=None) -> Path:
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return Path(folder)
+
+
+def run_lm_eval(folder: Path, tasks_dir: Path, samples: dict, out: Path,
+                dtype: str) -> tuple[dict, dict]:
+    """lm-eval's CLI on ``folder``: its results and, per task, its logged samples by doc id."""
+    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+           "--model_args", f"pretrained={folder}", f"dtype={dtype}",
+           "--device", "cpu", "--batch_size", "8", "--tasks", *samples,
+           "--include_path", str(tasks_dir), "--samples", json.dumps(samples),
+           "--log_samples", "--output_path", str(out)]
+    proc = subprocess.run(cmd, env=os.environ | OFFLINE, capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (results_file,) = out.glob("*/results_*.json")
+    logged = {}
+    for task in samples:
+        (path,) = out.glob(f"*/samples_{task}_*.jsonl")
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        logged[task] = {s["doc_id"]: s for s in lines}
+    return json.loads(results_file.read_text())["results"], logged

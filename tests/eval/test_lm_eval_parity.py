@@ -16,15 +16,14 @@ within 1e-8); SmolLM2-135M-Instruct in float32, as users run it, in ``make test-
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from parity_models import run_lm_eval
 
 from lfl_ray.eval import arc, hellaswag, winogrande
 from lfl_ray.eval.backend import HFBackend
@@ -38,8 +37,6 @@ LL_TOLERANCE = 1e-4
 FLOAT64_TOLERANCE = 1e-8
 """... and in float64."""
 MODULES = {"hellaswag": hellaswag, "arc_challenge": arc, "winogrande": winogrande}
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -60,26 +57,6 @@ def documents(suite: str, spec: EvalSpec, extra: int) -> tuple[list[int], list]:
                  and not all(c.isascii() for c in item.choice_texts())][:extra]
     rows = sorted(seeded + non_ascii)  # lm-eval's --samples must be sorted
     return rows, [everything[i] for i in rows]
-
-
-def run_lm_eval(folder: Path, tasks_dir: Path, samples: dict, out: Path,
-                dtype: str) -> tuple[dict, dict]:
-    """lm-eval's CLI on ``folder``: its results and, per task, its logged samples by doc id."""
-    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "hf",
-           "--model_args", f"pretrained={folder}", f"dtype={dtype}",
-           "--device", "cpu", "--batch_size", "8", "--tasks", *samples,
-           "--include_path", str(tasks_dir), "--samples", json.dumps(samples),
-           "--log_samples", "--output_path", str(out)]
-    proc = subprocess.run(cmd, env=os.environ | OFFLINE, capture_output=True, text=True,
-                          timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    (results_file,) = out.glob("*/results_*.json")
-    logged = {}
-    for task in samples:
-        (path,) = out.glob(f"*/samples_{task}_*.jsonl")
-        lines = [json.loads(line) for line in path.read_text().splitlines()]
-        logged[task] = {s["doc_id"]: s for s in lines}
-    return json.loads(results_file.read_text())["results"], logged
 
 
 def compare(suite: str, items, lls, rows, theirs: dict, result, results,
