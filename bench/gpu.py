@@ -74,17 +74,18 @@ def random_llama(size: str, folder: Path) -> tuple[str, int]:
 def train_mfu(folder: str, n_params: int, method: str, args, peak: float, storage: str) -> dict:
     import torch
 
-    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.config import Budget, Resources, TrialConfig
     from lfl_ray.train.trial import build_trainer
 
     gpus = torch.cuda.device_count()
-    cfg = TrialConfig(model=folder, method=bench_method(method),
-                      micro_batch_size=args.micro_batch, global_batch_size=args.micro_batch * gpus,
-                      total_steps=args.steps, report_every=args.report_every, num_workers=gpus, use_gpu=True,
-                      cpus_per_worker=args.cpus_per_worker, backend="deepspeed", zero_stage=3,
-                      save_checkpoints=False, schedule="constant", warmup_steps=0,
-                      activation_checkpointing=args.activation_checkpointing)
-    blocks = synthetic_blocks(cfg.global_batch_size * (args.steps + 1), args.seq_len)
+    cfg = TrialConfig(model=folder, method=bench_method(method), report_every=args.report_every,
+                      budget=Budget(steps=args.steps, milestones=(), seq_len=args.seq_len,
+                                    micro_batch_size=args.micro_batch, global_batch_size=args.micro_batch * gpus,
+                                    schedule="constant", warmup_steps=0),
+                      resources=Resources(num_workers=gpus, use_gpu=True, cpus_per_worker=args.cpus_per_worker,
+                                          backend="deepspeed", zero_stage=3),
+                      save_checkpoints=False, activation_checkpointing=args.activation_checkpointing)
+    blocks = synthetic_blocks(cfg.budget.global_batch_size * (args.steps + 1), args.seq_len)
     probe = ProbeLogger(tempfile.mktemp(prefix="lfl-probe-", suffix=".jsonl"))
     start = time.time()
     result = build_trainer(cfg, blocks, name=f"gpu-{method}-{time.time_ns()}", storage_path=storage,

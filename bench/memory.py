@@ -45,7 +45,7 @@ def child(args) -> dict:
     t0 = time.perf_counter()
     import torch
 
-    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.config import Budget, Resources, TrialConfig
     from lfl_ray.train.setup import build_training
 
     method_name, loss_kind, chunk, dropout, ckpt = CONFIGS[args.config]
@@ -63,9 +63,10 @@ def child(args) -> dict:
     blocks = synthetic_blocks(args.batch * (args.steps + 1), args.seq_len)
     # The trial's own set-up; a constant LR, as the measurement only needs the optimizer's state.
     cfg = TrialConfig(model=MODELS[args.model], method=bench_method(method_name, dropout=dropout), lr=1e-4,
-                      schedule="constant", warmup_steps=0, micro_batch_size=args.batch, global_batch_size=args.batch,
-                      total_steps=args.steps, cpus_per_worker=float(args.threads), activation_checkpointing=ckpt,
-                      loss_chunk_size=chunk, save_checkpoints=False).validate()
+                      budget=Budget(steps=args.steps, milestones=(), seq_len=args.seq_len, schedule="constant",
+                                    warmup_steps=0, micro_batch_size=args.batch, global_batch_size=args.batch),
+                      resources=Resources(num_workers=1, cpus_per_worker=float(args.threads)),
+                      activation_checkpointing=ckpt, loss_chunk_size=chunk, save_checkpoints=False).validate()
     marks: dict[str, float] = {}
     run = build_training(cfg, blocks, mark=lambda phase: marks.setdefault(phase, _rss_mb()))
     model, desc = run.model, run.description

@@ -45,13 +45,13 @@ def worker_threads(config: dict) -> None:
     import torch
 
     import ray.train
-    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.config import Budget, Resources, TrialConfig
     from lfl_ray.train.setup import worker_threads as training_threads
 
     rank = ray.train.get_context().get_world_rank()
     entry = torch.get_num_threads()
-    cfg = TrialConfig(num_workers=config["workers"], cpus_per_worker=config["cpus"],
-                      micro_batch_size=1, global_batch_size=config["workers"])
+    cfg = TrialConfig(budget=Budget(milestones=(), micro_batch_size=1, global_batch_size=config["workers"]),
+                      resources=Resources(num_workers=config["workers"], cpus_per_worker=config["cpus"]))
     torch.set_num_threads(training_threads(cfg))
     record = {"rank": rank, "omp": os.environ.get("OMP_NUM_THREADS"), "entry": entry,
               "after_loop_rule": torch.get_num_threads(),

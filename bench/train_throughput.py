@@ -81,12 +81,13 @@ def bare_loop(model_name: str, method: str, loss: str, blocks, steps: int, batch
 def trial_run(model_name: str, method: str, workers: int, blocks, steps: int, batch: int, threads: int,
               report_every: int, storage: str) -> dict:
     """One lfl-ray trial on Ray Train; steady rate and overheads from the probe logger's timestamps."""
-    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.config import Budget, Resources, TrialConfig
 
-    cfg = TrialConfig(model=MODELS[model_name], method=bench_method(method),
-                      micro_batch_size=batch // workers, global_batch_size=batch, total_steps=steps,
-                      report_every=report_every, num_workers=workers, cpus_per_worker=threads / workers,
-                      warmup_steps=0, save_checkpoints=False, schedule="constant")
+    cfg = TrialConfig(model=MODELS[model_name], method=bench_method(method), report_every=report_every,
+                      budget=Budget(steps=steps, milestones=(), micro_batch_size=batch // workers,
+                                    global_batch_size=batch, warmup_steps=0, schedule="constant"),
+                      resources=Resources(num_workers=workers, cpus_per_worker=threads / workers),
+                      save_checkpoints=False)
     name = f"bench-{model_name}-{method}-{workers}w-{time.time_ns()}"
     start, end, records = fit_with_probe(cfg, blocks, name=name, storage=storage)
     ready = next(r for r in records if "trainable_params" in r["metrics"])

@@ -159,11 +159,12 @@ def tune_trial(model: str, method: str, workers: int, data, cpus: float, storage
 
 
 def trial_config(model: str, method: str, workers: int, cpus: float, batch: int):
-    from lfl_ray.train.config import TrialConfig
+    from lfl_ray.train.config import Budget, Resources, TrialConfig
 
-    return TrialConfig(model=MODELS[model], method=bench_method(method),
-                       micro_batch_size=batch // workers, global_batch_size=batch, total_steps=2, report_every=1,
-                       num_workers=workers, cpus_per_worker=cpus / workers, save_checkpoints=False)
+    return TrialConfig(model=MODELS[model], method=bench_method(method), report_every=1,
+                       budget=Budget(steps=2, milestones=(), micro_batch_size=batch // workers, global_batch_size=batch),
+                       resources=Resources(num_workers=workers, cpus_per_worker=cpus / workers),
+                       save_checkpoints=False)
 
 
 def real_trial(model: str, method: str, workers: int, data, cpus: float, storage: str, batch: int) -> dict:

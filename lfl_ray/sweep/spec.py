@@ -17,9 +17,8 @@ from lfl_ray.errors import ConfigError, require_choice, require_positive
 from lfl_ray.eval.spec import EvalSpec
 from lfl_ray.methods import PRESET_NAMES, TARGET_PRESETS
 from lfl_ray.regularization.hiddenkey import HiddenKeyConfig
-from lfl_ray.train.config import BACKENDS
+from lfl_ray.train.config import Budget, Resources
 from lfl_ray.train.optim import OPTIMIZERS
-from lfl_ray.train.schedule import SCHEDULES
 
 SCHEDULERS = ("none", "asha")
 ALPHA_RULES = ("2r", "fixed", "rslora")
@@ -127,93 +126,6 @@ class LoraGrid:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """How much each trial trains, and when it is evaluated."""
-
-    steps: int = 60
-    """Optimizer steps per trial."""
-    seq_len: int = 256
-    """Tokens per row."""
-    micro_batch_size: int = 2
-    """Rows per worker per forward (2 x the default 2 workers = the default global batch)."""
-    global_batch_size: int = 4
-    """Rows per optimizer step (accumulation fills the gap)."""
-    milestones: tuple[int, ...] = (20, 40, 60)
-    """Steps at which evals run and checkpoints are saved (the paper: epochs for IFT,
-    token counts for CPT; here as steps, tokens = steps x global batch x seq_len)."""
-    warmup_steps: int = 5
-    """Linear warmup steps."""
-    schedule: str = "cosine"
-    """'cosine' (IFT) or 'inverse_sqrt' (CPT)."""
-    cooldown_steps: int = 0
-    """Inverse-sqrt cooldown steps."""
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.global_batch_size * self.seq_len
-
-    @property
-    def total_tokens(self) -> int:
-        return self.steps * self.tokens_per_step
-
-    def validate(self) -> None:
-        require_positive("budget.steps", self.steps, integer=True)
-        require_positive("budget.seq_len", self.seq_len, integer=True)
-        require_positive("budget.micro_batch_size", self.micro_batch_size, integer=True)
-        require_positive("budget.global_batch_size", self.global_batch_size, integer=True)
-        require_choice("budget.schedule", self.schedule, SCHEDULES)
-        if not self.milestones:
-            raise ConfigError("budget.milestones", self.milestones, "must list at least one step")
-        for m in self.milestones:
-            if not isinstance(m, int) or m <= 0:
-                raise ConfigError("budget.milestones", m, "every milestone must be a step > 0")
-            if m > self.steps:
-                raise ConfigError("budget.milestones", m,
-                                  f"every milestone must be within the budget of {self.steps} steps")
-        if list(self.milestones) != sorted(set(self.milestones)):
-            raise ConfigError("budget.milestones", self.milestones, "must be increasing, without repeats")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
-                or not 0 <= self.warmup_steps < self.steps:
-            raise ConfigError("budget.warmup_steps", self.warmup_steps, f"must be an integer in [0, {self.steps})")
-        if isinstance(self.cooldown_steps, bool) or not isinstance(self.cooldown_steps, int) \
-                or not 0 <= self.cooldown_steps <= self.steps:
-            raise ConfigError("budget.cooldown_steps", self.cooldown_steps,
-                              f"must be an integer in [0, {self.steps}]")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What each trial may use, and how many run at once."""
-
-    num_workers: int = 2
-    """Ray Train workers per trial (DDP/ZeRO ranks)."""
-    cpus_per_worker: float = 0.99
-    """CPU share per worker (0.99 x 2 fits one trial on a 2-CPU machine)."""
-    use_gpu: bool = False
-    """One GPU per worker."""
-    backend: str = "ddp"
-    """'ddp' or 'deepspeed'."""
-    zero_stage: int = 3
-    """ZeRO stage when backend='deepspeed'."""
-    max_concurrent: int = 1
-    """Trials running at once."""
-    max_failures: int = 1
-    """Retries of a failed trial (from its last checkpoint)."""
-
-    def validate(self) -> None:
-        require_positive("resources.num_workers", self.num_workers, integer=True)
-        require_positive("resources.cpus_per_worker", self.cpus_per_worker)
-        if not isinstance(self.use_gpu, bool):
-            raise ConfigError("resources.use_gpu", self.use_gpu, "must be true or false")
-        require_choice("resources.backend", self.backend, BACKENDS)
-        if self.backend == "deepspeed":
-            require_choice("resources.zero_stage", self.zero_stage, (2, 3))
-        require_positive("resources.max_concurrent", self.max_concurrent, integer=True)
-        if not isinstance(self.max_failures, int) or self.max_failures < 0:
-            raise ConfigError("resources.max_failures", self.max_failures, "must be an integer >= 0")
-
-
-@dataclass(frozen=True)
 class SweepSpec:
     """A LoRA-vs-full study: data, model, grids, budget, evals, search, resources."""
 
@@ -298,6 +210,8 @@ class SweepSpec:
         for i, grid in enumerate(self.lora):
             grid.validate(f"lora[{i}]", llama)
         self.budget.validate()
+        if not self.budget.milestones:
+            raise ConfigError("budget.milestones", self.budget.milestones, "must list at least one step")
         self.resources.validate()
         require_choice("search", self.search, SEARCHES)
         require_choice("scheduler", self.scheduler, SCHEDULERS)

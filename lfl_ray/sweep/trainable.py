@@ -57,14 +57,10 @@ def trial_params(spec: SweepSpec, trial: TrialSpec) -> dict:
 
 def trial_config(spec: SweepSpec, trial: TrialSpec, fault: FaultInjection | None = None) -> TrialConfig:
     """The TrialConfig that Ray Train's workers run for one trial of ``spec``."""
-    b, r = spec.budget, spec.resources
     return TrialConfig(
         model=spec.model, method=trial.method, lr=trial.lr, optimizer=spec.optimizer,
-        weight_decay=trial.weight_decay, schedule=b.schedule, warmup_steps=b.warmup_steps,
-        cooldown_steps=b.cooldown_steps, micro_batch_size=b.micro_batch_size,
-        global_batch_size=b.global_batch_size, total_steps=b.steps, milestones=tuple(b.milestones),
-        report_every=max(1, min(5, b.steps // 4)), num_workers=r.num_workers, use_gpu=r.use_gpu,
-        cpus_per_worker=r.cpus_per_worker, backend=r.backend, zero_stage=r.zero_stage, seed=trial.seed,
+        weight_decay=trial.weight_decay, budget=spec.budget, resources=spec.resources,
+        report_every=max(1, min(5, spec.budget.steps // 4)), seed=trial.seed,
         attention_dropout=trial.attention_dropout, hidden_dropout=trial.hidden_dropout,
         hiddenkey=trial.hiddenkey, fault=fault,
     ).validate()

@@ -18,6 +18,91 @@ BACKENDS = ("ddp", "deepspeed")
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How much each trial trains, and when it is evaluated (a sweep's, shared by its trials)."""
+
+    steps: int = 60
+    """Optimizer steps per trial."""
+    seq_len: int = 256
+    """Tokens per row."""
+    micro_batch_size: int = 2
+    """Rows per worker per forward (2 x the default 2 workers = the default global batch)."""
+    global_batch_size: int = 4
+    """Rows per optimizer step (accumulation fills the gap)."""
+    milestones: tuple[int, ...] = (20, 40, 60)
+    """Steps at which evals run and checkpoints are saved (the paper: epochs for IFT,
+    token counts for CPT; here as steps, tokens = steps x global batch x seq_len)."""
+    warmup_steps: int = 5
+    """Linear warmup steps."""
+    schedule: str = "cosine"
+    """'cosine' (IFT) or 'inverse_sqrt' (CPT)."""
+    cooldown_steps: int = 0
+    """Inverse-sqrt cooldown steps."""
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.seq_len
+
+    @property
+    def total_tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+    def validate(self) -> None:
+        require_positive("budget.steps", self.steps, integer=True)
+        require_positive("budget.seq_len", self.seq_len, integer=True)
+        require_positive("budget.micro_batch_size", self.micro_batch_size, integer=True)
+        require_positive("budget.global_batch_size", self.global_batch_size, integer=True)
+        require_choice("budget.schedule", self.schedule, SCHEDULES)
+        for m in self.milestones:
+            if not isinstance(m, int) or m <= 0:
+                raise ConfigError("budget.milestones", m, "every milestone must be a step > 0")
+            if m > self.steps:
+                raise ConfigError("budget.milestones", m,
+                                  f"every milestone must be within the budget of {self.steps} steps")
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ConfigError("budget.milestones", self.milestones, "must be increasing, without repeats")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
+                or not 0 <= self.warmup_steps < self.steps:
+            raise ConfigError("budget.warmup_steps", self.warmup_steps, f"must be an integer in [0, {self.steps})")
+        if isinstance(self.cooldown_steps, bool) or not isinstance(self.cooldown_steps, int) \
+                or not 0 <= self.cooldown_steps <= self.steps:
+            raise ConfigError("budget.cooldown_steps", self.cooldown_steps,
+                              f"must be an integer in [0, {self.steps}]")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial may use, and how many run at once."""
+
+    num_workers: int = 2
+    """Ray Train workers per trial (DDP/ZeRO ranks)."""
+    cpus_per_worker: float = 0.99
+    """CPU share per worker (0.99 x 2 fits one trial on a 2-CPU machine)."""
+    use_gpu: bool = False
+    """One GPU per worker."""
+    backend: str = "ddp"
+    """'ddp' or 'deepspeed'."""
+    zero_stage: int = 3
+    """ZeRO stage when backend='deepspeed'."""
+    max_concurrent: int = 1
+    """Trials running at once."""
+    max_failures: int = 1
+    """Retries of a failed trial (from its last checkpoint)."""
+
+    def validate(self) -> None:
+        require_positive("resources.num_workers", self.num_workers, integer=True)
+        require_positive("resources.cpus_per_worker", self.cpus_per_worker)
+        if not isinstance(self.use_gpu, bool):
+            raise ConfigError("resources.use_gpu", self.use_gpu, "must be true or false")
+        require_choice("resources.backend", self.backend, BACKENDS)
+        if self.backend == "deepspeed":
+            require_choice("resources.zero_stage", self.zero_stage, (2, 3))
+        require_positive("resources.max_concurrent", self.max_concurrent, integer=True)
+        if not isinstance(self.max_failures, int) or self.max_failures < 0:
+            raise ConfigError("resources.max_failures", self.max_failures, "must be an integer >= 0")
+
+
+@dataclass(frozen=True)
 class FaultInjection:
     """Test-only faults, so reliability tests break trials for real without mocks."""
 
@@ -56,36 +141,18 @@ class TrialConfig:
     """Decoupled weight decay on matrices (biases and norms never decay)."""
     betas: tuple[float, float] | None = None
     """Optimizer betas; None = (0.9, 0.999) for AdamW, (0.9, 0.95) for Lion as in the paper."""
-    schedule: str = "cosine"
-    """'cosine' (IFT: warmup then cosine to min_lr_ratio), 'inverse_sqrt' (CPT) or 'constant'."""
-    warmup_steps: int = 5
-    """Linear warmup steps."""
+    budget: Budget = field(default_factory=lambda: Budget(steps=20, milestones=()))
+    """Steps, batch, milestones and schedule (the sweep's ``Budget``; a trial evaluates at its
+    milestones and always at its last step)."""
+    resources: Resources = field(default_factory=lambda: Resources(num_workers=1, cpus_per_worker=1.0,
+                                                                  zero_stage=2))
+    """Workers, CPUs/GPUs and backend (the sweep's ``Resources``)."""
     min_lr_ratio: float = 0.01
     """Cosine floor as a fraction of the peak (the paper: 0.01)."""
-    cooldown_steps: int = 0
-    """Inverse-sqrt schedule: linear cooldown to 0 over the last steps."""
     grad_clip: float = 1.0
     """Gradient-norm clipping (the paper: 1.0)."""
-    micro_batch_size: int = 4
-    """Rows per worker per forward pass."""
-    global_batch_size: int = 4
-    """Rows per optimizer step over all workers (reached by gradient accumulation)."""
-    total_steps: int = 20
-    """Optimizer steps in the trial."""
-    milestones: tuple[int, ...] = ()
-    """Steps after which the evaluator runs and a checkpoint is saved (the last step always is)."""
     report_every: int = 5
     """Report training metrics every N steps (each report costs a Ray Train round trip)."""
-    num_workers: int = 1
-    """Ray Train workers."""
-    use_gpu: bool = False
-    """One GPU per worker; selects bf16 and NCCL."""
-    cpus_per_worker: float = 1.0
-    """CPU share of each worker (threads follow it)."""
-    backend: str = "ddp"
-    """'ddp' (torch DDP; gloo on CPU) or 'deepspeed' (ZeRO)."""
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (2 or 3) when backend='deepspeed'."""
     activation_checkpointing: bool = False
     """Recompute activations in backward (less memory, ~30% more compute)."""
     split_loss_evals: bool | None = None
@@ -118,39 +185,27 @@ class TrialConfig:
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
             raise ConfigError("weight_decay", self.weight_decay, "must be a number >= 0")
-        require_choice("schedule", self.schedule, SCHEDULES)
-        require_positive("micro_batch_size", self.micro_batch_size, integer=True)
-        require_positive("global_batch_size", self.global_batch_size, integer=True)
-        require_positive("total_steps", self.total_steps, integer=True)
-        require_positive("num_workers", self.num_workers, integer=True)
+        self.budget.validate()
+        self.resources.validate()
         require_positive("report_every", self.report_every, integer=True)
-        require_choice("backend", self.backend, BACKENDS)
-        if self.backend == "deepspeed":
-            require_choice("zero_stage", self.zero_stage, (2, 3))
-        per_step = self.micro_batch_size * self.num_workers
-        if self.global_batch_size % per_step:
-            raise ConfigError("global_batch_size", self.global_batch_size,
+        per_step = self.budget.micro_batch_size * self.resources.num_workers
+        if self.budget.global_batch_size % per_step:
+            raise ConfigError("budget.global_batch_size", self.budget.global_batch_size,
                               f"must be a multiple of micro_batch_size x num_workers = {per_step}")
-        for m in self.milestones:
-            if not isinstance(m, int) or not 0 < m <= self.total_steps:
-                raise ConfigError("milestones", self.milestones,
-                                  f"must be steps in 1..total_steps={self.total_steps}")
         for name in ("attention_dropout", "hidden_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(name, value, "must be a number in [0, 1)")
-        if self.warmup_steps < 0:
-            raise ConfigError("warmup_steps", self.warmup_steps, "must be >= 0")
         return self
 
     @property
     def grad_accum(self) -> int:
-        return self.global_batch_size // (self.micro_batch_size * self.num_workers)
+        return self.budget.global_batch_size // (self.budget.micro_batch_size * self.resources.num_workers)
 
     @property
     def eval_steps(self) -> tuple[int, ...]:
         """Sorted milestone steps, always including the last step."""
-        return tuple(sorted(set(self.milestones) | {self.total_steps}))
+        return tuple(sorted(set(self.budget.milestones) | {self.budget.steps}))
 
     def with_(self, **changes) -> "TrialConfig":
         return replace(self, **changes)

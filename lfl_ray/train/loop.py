@@ -47,7 +47,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         logger.log_metrics({"trainable_params": run.description.trainable_params,
                             "trainable_fraction": run.description.trainable_fraction}, step=0)
     run.model.train()
-    while step < cfg.total_steps:
+    while step < cfg.budget.steps:
         step_loss_sum = torch.zeros((), dtype=torch.float64)
         step_count = torch.zeros((), dtype=torch.float64)
         for micro in range(cfg.grad_accum):

@@ -20,7 +20,7 @@ def eval_threads(cfg: TrialConfig, local_world_size: int) -> int:
     """Threads for rank 0's evals: on CPU the cores of every worker on its node (the others
     wait at the barrier meanwhile); on GPUs, or under ZeRO-3 where every rank evaluates,
     each keeps its own."""
-    return worker_threads(cfg) * (1 if cfg.use_gpu or uses_zero3(cfg) else local_world_size)
+    return worker_threads(cfg) * (1 if cfg.resources.use_gpu or uses_zero3(cfg) else local_world_size)
 
 
 def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank: int, world: int, logger,
@@ -41,7 +41,7 @@ def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank:
     from lfl_ray.eval.suites import join_loss_shards
 
     zero3 = uses_zero3(cfg)
-    split = (cfg.use_gpu if cfg.split_loss_evals is None else cfg.split_loss_evals)
+    split = (cfg.resources.use_gpu if cfg.split_loss_evals is None else cfg.split_loss_evals)
     split = split and world > 1 and not zero3 and dist.is_initialized()
     losses = [s for s in evaluator.spec.suites if s in LOSS_SUITES] if split else []
     rest = [s for s in evaluator.spec.suites if s not in losses]

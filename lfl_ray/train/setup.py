@@ -30,21 +30,21 @@ from lfl_ray.train.schedule import build_scheduler
 def worker_threads(cfg: TrialConfig) -> int:
     """Torch threads of a training worker: ``LFL_RAY_THREADS``, else its CPU share."""
     forced = os.environ.get("LFL_RAY_THREADS")
-    return int(forced) if forced else max(1, int(round(cfg.cpus_per_worker)))
+    return int(forced) if forced else max(1, int(round(cfg.resources.cpus_per_worker)))
 
 
 def uses_zero3(cfg: TrialConfig) -> bool:
     """DeepSpeed ZeRO-3: parameters are partitioned, so every rank takes part in each forward."""
-    return cfg.backend == "deepspeed" and cfg.zero_stage == 3
+    return cfg.resources.backend == "deepspeed" and cfg.resources.zero_stage == 3
 
 
 def deepspeed_config(cfg: TrialConfig, bf16: bool) -> dict:
     """The DeepSpeed config of ``cfg`` (batch, accumulation, clipping, ZeRO stage)."""
     return {
-        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "train_micro_batch_size_per_gpu": cfg.budget.micro_batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_clipping": cfg.grad_clip,
-        "zero_optimization": {"stage": cfg.zero_stage, "stage3_gather_16bit_weights_on_model_save": True},
+        "zero_optimization": {"stage": cfg.resources.zero_stage, "stage3_gather_16bit_weights_on_model_save": True},
         "bf16": {"enabled": bf16},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
@@ -96,7 +96,7 @@ class Training:
 
     @property
     def tokens_per_step(self) -> int:
-        return self.cfg.global_batch_size * self.stream.blocks.seq_len
+        return self.cfg.budget.global_batch_size * self.stream.blocks.seq_len
 
     @property
     def lr(self) -> float:
@@ -135,7 +135,7 @@ class Training:
         None when the trial saves none. Every rank gets a folder; rank 0's is the one to report."""
         if not self.cfg.save_checkpoints:
             return None
-        ddp = self.cfg.backend == "ddp"
+        ddp = self.cfg.resources.backend == "ddp"
         folder = Path(tempfile.mkdtemp(prefix=f"lfl-ckpt-{step}-")) / "checkpoint"
         save_checkpoint(folder, self.model, self.optimizer if ddp else None, self.scheduler if ddp else None,
                         {"step": step, "tokens": tokens}, zero3=self.zero3, is_writer=self.rank == 0,
@@ -157,15 +157,15 @@ def build_training(cfg: TrialConfig, data, *, rank: int = 0, world: int = 1, che
     "wrap"), for benchmarks that time or measure the phases."""
     mark = mark or (lambda phase: None)
     torch.set_num_threads(worker_threads(cfg))
-    if not cfg.use_gpu and os.environ.get(MMAP_THRESHOLD_ENV):
+    if not cfg.resources.use_gpu and os.environ.get(MMAP_THRESHOLD_ENV):
         limit_heap_retention(int(os.environ[MMAP_THRESHOLD_ENV]))
-    if cfg.use_gpu:
+    if cfg.resources.use_gpu:
         import ray.train.torch
 
         device = ray.train.torch.get_device()
     else:
         device = torch.device("cpu")
-    bf16 = cfg.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    bf16 = cfg.resources.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
     # Model and method. Same seed on every rank: identical init for tiny random models.
     torch.manual_seed(cfg.seed)
@@ -189,13 +189,13 @@ def build_training(cfg: TrialConfig, data, *, rank: int = 0, world: int = 1, che
     torch.manual_seed(cfg.seed * 1000 + rank)  # per-rank dropout masks
     mark("method")
 
-    stream = BatchStream(resolve_train_blocks(data).shard(rank, world), cfg.micro_batch_size, cfg.seed + rank)
+    stream = BatchStream(resolve_train_blocks(data).shard(rank, world), cfg.budget.micro_batch_size, cfg.seed + rank)
     mark("data")
     inner = LossModule(model, cfg.loss_chunk_size, cfg.hiddenkey)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, betas=cfg.betas,
-                                method=cfg.method, fused=cfg.backend == "ddp")
-    scheduler = build_scheduler(optimizer, cfg.schedule, cfg.total_steps, cfg.warmup_steps,
-                                floor=cfg.min_lr_ratio, cooldown=cfg.cooldown_steps)
+                                method=cfg.method, fused=cfg.resources.backend == "ddp")
+    scheduler = build_scheduler(optimizer, cfg.budget.schedule, cfg.budget.steps, cfg.budget.warmup_steps,
+                                floor=cfg.min_lr_ratio, cooldown=cfg.budget.cooldown_steps)
     mark("loss_optim")
 
     # Restore before wrapping: under ZeRO-3 DeepSpeed partitions what it is given.
@@ -203,19 +203,19 @@ def build_training(cfg: TrialConfig, data, *, rank: int = 0, world: int = 1, che
     optim_restored = False
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder), model, optimizer if cfg.backend == "ddp" else None,
-                                    scheduler if cfg.backend == "ddp" else None)
-            optim_restored = cfg.backend == "ddp" and (Path(folder) / "optimizer.pt").exists()
+            state = load_checkpoint(Path(folder), model, optimizer if cfg.resources.backend == "ddp" else None,
+                                    scheduler if cfg.resources.backend == "ddp" else None)
+            optim_restored = cfg.resources.backend == "ddp" and (Path(folder) / "optimizer.pt").exists()
     if state["step"] > 0 and not optim_restored:
         for _ in range(state["step"]):
             scheduler.step()
     mark("restore")
 
     engine = None
-    if cfg.backend == "deepspeed":
+    if cfg.resources.backend == "deepspeed":
         import deepspeed
 
-        os.environ.setdefault("DS_ACCELERATOR", "cuda" if cfg.use_gpu else "cpu")
+        os.environ.setdefault("DS_ACCELERATOR", "cuda" if cfg.resources.use_gpu else "cpu")
         engine, optimizer, _, scheduler = deepspeed.initialize(
             model=inner, optimizer=optimizer, lr_scheduler=scheduler,
             config=deepspeed_config(cfg, bf16), dist_init_required=False)

@@ -27,9 +27,9 @@ def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evalu
         train_loop_per_worker,
         train_loop_config={"trial": cfg, "data": data, "evaluator": evaluator, "base": base,
                            "logger": logger, "stop_key": stop_key},
-        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo", timeout_s=3600),
-        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker={"CPU": cfg.cpus_per_worker}),
+        torch_config=TorchConfig(backend="nccl" if cfg.resources.use_gpu else "gloo", timeout_s=3600),
+        scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers, use_gpu=cfg.resources.use_gpu,
+                                     resources_per_worker={"CPU": cfg.resources.cpus_per_worker}),
         run_config=RunConfig(
             name=name, storage_path=storage_path, callbacks=list(callbacks),
             # controller_failure_limit=0: a broken controller stops instead of hanging.

@@ -30,7 +30,7 @@ import pytest
 from lfl_ray.eval.milestone import MilestoneEvaluator
 from lfl_ray.eval.spec import EvalSpec
 from lfl_ray.methods import Full
-from lfl_ray.train.config import FaultInjection, TrialConfig
+from lfl_ray.train.config import Budget, FaultInjection, Resources, TrialConfig
 from lfl_ray.train.trial import build_trainer
 
 # {t}: a folder outside the sandbox; {home}: the real home; {mark}: a unique file name;
@@ -288,8 +288,9 @@ def test_hostile_completions_through_a_trial_eval_change_nothing(ray_local, patt
         spec = EvalSpec(suites=("humaneval",), limits={"humaneval": len(ATTACKS)}, chat=True,
                         max_new_tokens=8, learning_metric="humaneval_pass1")
         evaluator = MilestoneEvaluator(spec, "tiny-llama", None, None, require_primary=False)
-        cfg = TrialConfig(method=Full(), lr=1e-3, total_steps=2, milestones=(2,), num_workers=1,
-                          cpus_per_worker=1.0, micro_batch_size=2, global_batch_size=2, report_every=1,
+        cfg = TrialConfig(method=Full(), lr=1e-3, report_every=1,
+                          budget=Budget(steps=2, milestones=(2,), micro_batch_size=2, global_batch_size=2),
+                          resources=Resources(num_workers=1, cpus_per_worker=1.0),
                           fault=FaultInjection(hostile_completions=completions))
         result = build_trainer(cfg, pattern_blocks, name="hostile", storage_path=str(tmp_path / "rr"),
                                evaluator=evaluator, logger=RunLogger(uri, run.info.run_id)).fit()

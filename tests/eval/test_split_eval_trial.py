@@ -12,7 +12,7 @@ from lfl_ray.eval import EvalSpec, MilestoneEvaluator
 from lfl_ray.methods import Full
 from lfl_ray.models import load_model, load_tokenizer
 from lfl_ray.train.checkpoint import load_checkpoint
-from lfl_ray.train.config import TrialConfig
+from lfl_ray.train.config import Budget, Resources, TrialConfig
 from lfl_ray.train.trial import build_trainer
 
 
@@ -23,9 +23,9 @@ def test_ddp_ranks_split_the_milestone_loss_evals(ray_local, pattern_blocks, eva
     evaluator = MilestoneEvaluator(spec, "tiny-llama", random_blocks(7, 24, seed=0, docs=3),
                                    random_blocks(5, 24, seed=1, docs=5))
     evaluator.base()  # the drift reference and the items ship with the evaluator
-    cfg = TrialConfig(method=Full(), lr=2e-3, total_steps=6, milestones=(6,), num_workers=2,
-                      cpus_per_worker=0.99, micro_batch_size=2, global_batch_size=4, report_every=2,
-                      warmup_steps=1, split_loss_evals=True)  # on GPUs by default
+    cfg = TrialConfig(method=Full(), lr=2e-3, report_every=2, split_loss_evals=True,
+                      budget=Budget(steps=6, milestones=(6,), micro_batch_size=2, global_batch_size=4, warmup_steps=1),
+                      resources=Resources(num_workers=2, cpus_per_worker=0.99))  # on GPUs by default
     result = build_trainer(cfg, pattern_blocks, name="split-eval", storage_path=str(tmp_path / "store"),
                            evaluator=evaluator).fit()
     assert result.error is None, result.error
@@ -45,9 +45,9 @@ def test_without_the_split_rank_0_scores_every_block(ray_local, pattern_blocks, 
     evaluator = MilestoneEvaluator(spec, "tiny-llama", random_blocks(5, 24, seed=0, docs=3),
                                    random_blocks(3, 24, seed=1, docs=3))
     evaluator.base()
-    cfg = TrialConfig(method=Full(), lr=2e-3, total_steps=2, milestones=(2,), num_workers=2,
-                      cpus_per_worker=0.99, micro_batch_size=2, global_batch_size=4, report_every=1,
-                      warmup_steps=1)
+    cfg = TrialConfig(method=Full(), lr=2e-3, report_every=1,
+                      budget=Budget(steps=2, milestones=(2,), micro_batch_size=2, global_batch_size=4, warmup_steps=1),
+                      resources=Resources(num_workers=2, cpus_per_worker=0.99))
     result = build_trainer(cfg, pattern_blocks, name="rank0-eval", storage_path=str(tmp_path / "store"),
                            evaluator=evaluator).fit()
     assert result.error is None, result.error

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from lfl_ray.sweep import FullGrid, LoraGrid, Resources
+from lfl_ray.sweep import FullGrid, LoraGrid
 from lfl_ray.sweep.study import load_study
 from lfl_ray.sweep.runner import run_sweep
 from lfl_ray.tracking import RunLogger
-from lfl_ray.train.config import FaultInjection, TrialConfig
+from lfl_ray.train.config import Budget, Resources, FaultInjection, TrialConfig
 from lfl_ray.methods import Full
 from lfl_ray.train.trial import build_trainer
 
@@ -58,8 +58,9 @@ def test_failing_trials_do_not_take_the_sweep_down(ray_local, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_killed_worker_restarts_from_checkpoint(ray_local, pattern_blocks, tmp_path):
-    cfg = TrialConfig(method=Full(), lr=1e-3, total_steps=12, milestones=(4,), num_workers=2, cpus_per_worker=0.99,
-                      micro_batch_size=2, global_batch_size=4, report_every=2,
+    cfg = TrialConfig(method=Full(), lr=1e-3, report_every=2,
+                      budget=Budget(steps=12, milestones=(4,), micro_batch_size=2, global_batch_size=4),
+                      resources=Resources(num_workers=2, cpus_per_worker=0.99),
                       fault=FaultInjection(kill_worker_at_step=7))
     result = build_trainer(cfg, pattern_blocks, name="killed-worker", storage_path=str(tmp_path),
                            max_failures=1).fit()

@@ -10,22 +10,27 @@ import torch
 from lfl_ray.errors import ConfigError
 from lfl_ray.methods import Full, Lora, apply_method
 from lfl_ray.models import load_model
-from lfl_ray.train.config import TrialConfig
+from lfl_ray.train.config import Budget, Resources, TrialConfig
 from lfl_ray.train.optim import build_optimizer, param_groups
 from lfl_ray.train.schedule import inverse_sqrt, warmup_cosine
 
 
+def _budget(**kw):
+    return Budget(**{"steps": 20, "milestones": (), **kw})
+
+
 @pytest.mark.parametrize("changes,field", [
     ({"lr": -1e-4}, "lr"), ({"lr": 0}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": "fast"}, "lr"),
-    ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "step"}, "schedule"),
-    ({"total_steps": 0}, "total_steps"), ({"milestones": (5, 50)}, "milestones"),
-    ({"global_batch_size": 6, "micro_batch_size": 4}, "global_batch_size"),
-    ({"backend": "fsdp"}, "backend"), ({"backend": "deepspeed", "zero_stage": 1}, "zero_stage"),
+    ({"optimizer": "sgd"}, "optimizer"), ({"budget": _budget(schedule="step")}, "budget.schedule"),
+    ({"budget": _budget(steps=0)}, "budget.steps"), ({"budget": _budget(milestones=(5, 50))}, "budget.milestones"),
+    ({"budget": _budget(global_batch_size=6, micro_batch_size=4)}, "budget.global_batch_size"),
+    ({"resources": Resources(backend="fsdp")}, "resources.backend"),
+    ({"resources": Resources(backend="deepspeed", zero_stage=1)}, "resources.zero_stage"),
     ({"weight_decay": -0.1}, "weight_decay"), ({"hidden_dropout": 1.0}, "hidden_dropout"),
     ({"method": Lora(rank=0)}, "lora.rank"),
 ])
 def test_bad_trial_values_name_field_value_and_allowed(changes, field):
-    cfg = TrialConfig(total_steps=20).with_(**changes)
+    cfg = TrialConfig(budget=_budget(), resources=Resources(num_workers=1)).with_(**changes)
     with pytest.raises(ConfigError) as err:
         cfg.validate()
     assert err.value.field == field
@@ -33,8 +38,8 @@ def test_bad_trial_values_name_field_value_and_allowed(changes, field):
 
 
 def test_grad_accum_and_eval_steps():
-    cfg = TrialConfig(micro_batch_size=2, global_batch_size=8, num_workers=2, total_steps=30,
-                      milestones=(10, 20)).validate()
+    cfg = TrialConfig(budget=Budget(micro_batch_size=2, global_batch_size=8, steps=30, milestones=(10, 20)),
+                      resources=Resources(num_workers=2)).validate()
     assert cfg.grad_accum == 2
     assert cfg.eval_steps == (10, 20, 30)
 

@@ -11,15 +11,16 @@ import pytest
 import torch
 
 from lfl_ray.methods import Full, Lora
-from lfl_ray.train.config import FaultInjection, TrialConfig
+from lfl_ray.train.config import Budget, Resources, FaultInjection, TrialConfig
 from lfl_ray.train.faults import inject_fault
 from lfl_ray.train.setup import build_training, worker_threads
 from lfl_ray.train.stop import stop_requested
 
 
 def _cfg(method=Lora(rank=4), **kw):
-    return TrialConfig(method=method, lr=1e-2, total_steps=6, warmup_steps=2, micro_batch_size=2,
-                       global_batch_size=2, cpus_per_worker=1.0, **kw).validate()
+    return TrialConfig(method=method, lr=1e-2, budget=Budget(steps=6, milestones=(), warmup_steps=2,
+                       micro_batch_size=2, global_batch_size=2), resources=Resources(num_workers=1, cpus_per_worker=1.0),
+                       **kw).validate()
 
 
 def _step(run, index):

@@ -12,7 +12,7 @@ import torch
 from lfl_ray.methods import Full, Lora, apply_method
 from lfl_ray.models import load_model
 from lfl_ray.train.checkpoint import load_checkpoint
-from lfl_ray.train.config import TrialConfig
+from lfl_ray.train.config import Budget, Resources, TrialConfig
 from lfl_ray.train.trial import build_trainer
 
 
@@ -22,11 +22,11 @@ def _fit(cfg, blocks, tmp_path, name):
     return result
 
 
-def _cfg(method, workers, **kw):
+def _cfg(method, workers, **resources):
     lr = 5e-3 if isinstance(method, Lora) else 2e-3
-    return TrialConfig(method=method, lr=lr, total_steps=16, milestones=(8,), num_workers=workers,
-                       cpus_per_worker=0.99, micro_batch_size=4, global_batch_size=4 * workers,
-                       report_every=4, warmup_steps=2, **kw)
+    return TrialConfig(method=method, lr=lr, budget=Budget(steps=16, milestones=(8,), micro_batch_size=4,
+                       global_batch_size=4 * workers, warmup_steps=2), report_every=4,
+                       resources=Resources(num_workers=workers, cpus_per_worker=0.99, **resources))
 
 
 def _logits(model, blocks):
@@ -55,7 +55,7 @@ def test_trial_reduces_loss_and_checkpoints(ray_local, pattern_blocks, tmp_path,
     _check_no_preemption_watcher()
     start = _base_loss(pattern_blocks, method)
     end = result.metrics["train_loss"]
-    assert result.metrics["tokens"] == 16 * cfg.global_batch_size * 64
+    assert result.metrics["tokens"] == 16 * cfg.budget.global_batch_size * 64
     assert end < start - 0.3, (start, end)
     _check_checkpoint(result.checkpoint.path, method, pattern_blocks)
 
