@@ -3,7 +3,7 @@
 A study names ``lm_eval:<task>`` (lm-eval's task name) among its suites. lm-eval builds the
 task's documents, prompts and requests and computes its per-document metrics, in process;
 the requests are answered by the milestone's backend (``HFBackend``: batched, shared
-prefixes, the live tuned model) through ``BackendLM``, an ``lm_eval.api.model.LM``. So
+prefixes, the live tuned model) through ``backend_lm``, an ``lm_eval.api.model.LM``. So
 nothing spawns lm-eval per milestone, and the base model and every trial are scored on the
 same seeded documents (``subset_indices``: lm-eval's ``samples=``), paired item by item like
 the built-in suites. Metrics are ``lm_eval_<task>_<metric>`` (lm-eval's per-document values,
@@ -127,48 +127,47 @@ def load_items(suite: str, spec) -> list[dict]:
             for i in subset_indices(suite, spec, len(docs))]
 
 
-class BackendLM:
-    """An ``lm_eval.api.model.LM`` answering lm-eval's requests with an lfl-ray backend."""
+def backend_lm(backend, max_new_tokens: int = 256):
+    """An ``lm_eval.api.model.LM`` answering lm-eval's requests with an lfl-ray backend
+    (a function, so that importing this module does not import lm-eval)."""
+    from lm_eval.api.model import LM
 
-    def __new__(cls, backend, max_new_tokens: int = 256):
-        from lm_eval.api.model import LM
+    class _BackendLM(LM):
+        def __init__(self):
+            super().__init__()
+            self.backend = backend
 
-        class _BackendLM(LM):
-            def __init__(self):
-                super().__init__()
-                self.backend = backend
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            inner = getattr(backend, "inner", backend)  # ScriptedBackend scripts generations
+            score = getattr(inner, "loglikelihood_greedy", None)
+            if score is None:
+                raise ConfigError("backend", type(inner).__name__,
+                                  "lm-eval loglikelihood tasks need the Hugging Face backend")
+            return score([tuple(r.args[:2]) for r in requests], desc="")
 
-            def loglikelihood(self, requests, disable_tqdm: bool = False):
-                inner = getattr(backend, "inner", backend)  # ScriptedBackend scripts generations
-                score = getattr(inner, "loglikelihood_greedy", None)
-                if score is None:
-                    raise ConfigError("backend", type(inner).__name__,
-                                      "lm-eval loglikelihood tasks need the Hugging Face backend")
-                return score([tuple(r.args[:2]) for r in requests], desc="")
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            raise ConfigError("eval.suites", "loglikelihood_rolling",
+                              "lm-eval perplexity-over-documents tasks are not supported; "
+                              "use the general_loss suite")
 
-            def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-                raise ConfigError("eval.suites", "loglikelihood_rolling",
-                                  "lm-eval perplexity-over-documents tasks are not supported; "
-                                  "use the general_loss suite")
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            # One batched generate call per distinct set of generation arguments.
+            jobs: dict = {}
+            for i, request in enumerate(requests):
+                kwargs = dict(request.args[1] or {})
+                until = kwargs.get("until") or []
+                until = (until,) if isinstance(until, str) else tuple(until)
+                new = int(kwargs.get("max_gen_toks", max_new_tokens))
+                jobs.setdefault((until, new), []).append(i)
+            out = [""] * len(requests)
+            for (until, new), idx in jobs.items():
+                texts = backend.generate([requests[i].args[0] for i in idx], stop=until,
+                                         max_new_tokens=new, desc="")
+                for i, (text, *_) in zip(idx, texts):
+                    out[i] = text
+            return out
 
-            def generate_until(self, requests, disable_tqdm: bool = False):
-                # One batched generate call per distinct set of generation arguments.
-                jobs: dict = {}
-                for i, request in enumerate(requests):
-                    kwargs = dict(request.args[1] or {})
-                    until = kwargs.get("until") or []
-                    until = (until,) if isinstance(until, str) else tuple(until)
-                    new = int(kwargs.get("max_gen_toks", max_new_tokens))
-                    jobs.setdefault((until, new), []).append(i)
-                out = [""] * len(requests)
-                for (until, new), idx in jobs.items():
-                    texts = backend.generate([requests[i].args[0] for i in idx], stop=until,
-                                             max_new_tokens=new, desc="")
-                    for i, (text, *_) in zip(idx, texts):
-                        out[i] = text
-                return out
-
-        return _BackendLM()
+    return _BackendLM()
 
 
 def run(suite: str, backend, spec, items: list[dict]) -> EvalResult:
@@ -181,7 +180,7 @@ def run(suite: str, backend, spec, items: list[dict]) -> EvalResult:
     name, task_obj = load_task(task, suite.endswith(HUB))
     doc_ids = [item["doc_id"] for item in items]
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    out = evaluate(BackendLM(backend, spec.max_new_tokens), {name: task_obj},
+    out = evaluate(backend_lm(backend, spec.max_new_tokens), {name: task_obj},
                    samples={name: doc_ids}, bootstrap_iters=0, log_samples=True)
     logged = sorted(out["samples"][name], key=lambda s: s["doc_id"])
     if [s["doc_id"] for s in logged] != doc_ids:

@@ -79,7 +79,7 @@ def run_lm_eval(folder: Path, tasks_dir: Path, samples: dict, out: Path,
            "--include_path", str(tasks_dir), "--samples", json.dumps(samples),
            "--log_samples", "--output_path", str(out)]
     proc = subprocess.run(cmd, env=os.environ | OFFLINE, capture_output=True, text=True,
-                          timeout=1500)
+                          timeout=3000)
     assert proc.returncode == 0, proc.stderr[-4000:]
     (results_file,) = out.glob("*/results_*.json")
     logged = {}

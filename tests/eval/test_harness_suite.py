@@ -75,3 +75,15 @@ def test_lm_eval_suite_names_are_checked():
     with pytest.raises(ConfigError, match="lm_eval:<task name>"):
         harness_suite.task_of("lm_eval:")
     assert harness_suite.task_of("lm_eval:boolq@hub") == "boolq"
+
+
+def test_generation_requests_are_answered_by_the_backend_in_batches(tiny_model, tiny_tokenizer):
+    from lm_eval.api.instance import Instance
+
+    backend = HFBackend(tiny_model.eval(), tiny_tokenizer, batch_size=4)
+    prompts = ["def add(a, b):", "Question: 2 + 2 =", "The capital of France is"]
+    requests = [Instance(request_type="generate_until", doc={}, idx=0,
+                         arguments=(p, {"until": ["\n"], "max_gen_toks": 6})) for p in prompts]
+    got = harness_suite.backend_lm(backend).generate_until(requests)
+    want = [texts[0] for texts in backend.generate(prompts, max_new_tokens=6, stop=("\n",), desc="")]
+    assert got == want and all("\n" not in text for text in got)
