@@ -160,7 +160,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
 
     from ray import tune
 
-    from lfl_ray.ray_runtime import init_ray
+    from lfl_ray.ray_runtime import init_ray, placement_groups_left
     from lfl_ray.sweep.status import TrialStatusCallback, reconcile
 
     started = time.perf_counter()
@@ -200,6 +200,9 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
         if isinstance(exc, OSError) and cause.startswith("disk full"):
             raise OSError(exc.errno, cause) from exc
         raise
+    if not address:  # a local cluster holds only this sweep's placement groups
+        left = placement_groups_left()
+        log(f"[ray] placement groups left: {len(left)}" + (f" ({', '.join(left)}; trial workers not released)" if left else ""))
     interrupted = sum(s == Status.INTERRUPTED for s in statuses.values())
     failed = {k: errors.get(k, "") for k, s in statuses.items() if s == Status.FAILED}
     if interrupted:
