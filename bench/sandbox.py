@@ -6,8 +6,8 @@ Three figures, each on HumanEval's 164 canonical solutions (which must all pass)
 - ``sandbox, serial``: ``lfl_ray.eval.humaneval.check_programs`` with one worker, so the
   per-program figure is the sandbox's whole overhead plus the program's own run;
 - ``sandbox, 2 workers``: the same as a trial's eval runs it on 2 cores.
-A trivial program (``pass``) through ``run_untrusted`` gives the bare start-up cost, and 20
-wrong answers must all fail.
+A trivial program (``pass``) through ``run_untrusted`` gives the bare start-up cost (also
+per isolation layer, when the sandbox has layers), and 20 wrong answers must all fail.
 
     .venv/bin/python bench/sandbox.py            # prints a table, writes bench/results/sandbox.json
     .venv/bin/python bench/sandbox.py --label before
@@ -16,6 +16,7 @@ wrong answers must all fail.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,24 @@ def main() -> None:
     seconds = time.perf_counter() - start
     rows.append({"what": "run_untrusted('pass')", "programs": args.trivial, "passed": ok,
                  "seconds": seconds, "per_program": seconds / args.trivial})
+
+    if hasattr(sandbox, "isolation"):  # the OS sandbox: the bare cost of each layer
+        chosen = sandbox.isolation()
+        for layer in ("bubblewrap", "setpriv", "rlimits"):
+            os.environ["LFL_RAY_SANDBOX"] = layer
+            sandbox._LAYER = None
+            try:
+                sandbox.isolation()
+            except RuntimeError:
+                continue
+            start = time.perf_counter()
+            ok = sum(sandbox.run_untrusted("pass").passed for _ in range(args.trivial))
+            seconds = time.perf_counter() - start
+            rows.append({"what": f"run_untrusted('pass'), {layer}", "programs": args.trivial,
+                         "passed": ok, "seconds": seconds, "per_program": seconds / args.trivial})
+        os.environ.pop("LFL_RAY_SANDBOX")
+        sandbox._LAYER = None
+        assert sandbox.isolation() == chosen
 
     for workers in (1, 2):
         start = time.perf_counter()
