@@ -289,7 +289,8 @@ def test_hostile_completions_through_a_trial_eval_change_nothing(ray_local, patt
                         max_new_tokens=8, learning_metric="humaneval_pass1")
         evaluator = MilestoneEvaluator(spec, "tiny-llama", None, None, require_primary=False)
         cfg = TrialConfig(method=Full(), lr=1e-3, report_every=1,
-                          budget=Budget(steps=2, milestones=(2,), micro_batch_size=2, global_batch_size=2),
+                          budget=Budget(steps=2, milestones=(2,), micro_batch_size=2, global_batch_size=2,
+                                        warmup_steps=1),
                           resources=Resources(num_workers=1, cpus_per_worker=1.0),
                           fault=FaultInjection(hostile_completions=completions))
         result = build_trainer(cfg, pattern_blocks, name="hostile", storage_path=str(tmp_path / "rr"),
