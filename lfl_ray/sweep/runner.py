@@ -156,6 +156,18 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
         preflight.check_storage("--storage-path", str(storage_path or storage), Path(storage))
     preflight.prepare_store(tracking_uri)
     name_claim = name_lock.claim(tracking_uri, spec.name, experiment_path)  # held until the sweep ends
+    try:
+        return _run_claimed(spec, plan, tracking_uri=tracking_uri, storage=storage, experiment_path=experiment_path,
+                            resume=resume, data=data, dashboard_host=dashboard_host, description=description,
+                            faults=faults, address=address, log=log)
+    finally:
+        name_claim.release()
+
+
+def _run_claimed(spec: SweepSpec, plan: SearchPlan, *, tracking_uri: str, storage: str, experiment_path: str,
+                 resume: bool, data, dashboard_host: str, description: str, faults: dict, address: str | None,
+                 log) -> SweepOutcome:
+    """The sweep itself, once its name is claimed: Ray, the parent run, Tune, the final statuses."""
     _check_name_free(tracking_uri, spec, resume, experiment_path, log)
 
     from ray import tune
@@ -222,7 +234,6 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     if interrupted:
         log(f"[sweep] interrupted: run the same command with --resume to continue {spec.name!r} "
             "from the last checkpoints")
-    name_claim.release()  # on an exception the lock goes with the claim or the process
     return SweepOutcome(spec.name, tracking_uri, experiment_id, parent, experiment_path, statuses, seconds, failed)
 
 
