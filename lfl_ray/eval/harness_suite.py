@@ -118,7 +118,7 @@ def _eval_docs(task_obj):
 def load_items(suite: str, spec) -> list[dict]:
     """The suite's fixed documents: [{"task", "doc_id", "doc"}] (the doc text fingerprints
     the items for the base-result cache)."""
-    from lfl_ray.eval.suites import subset_indices
+    from lfl_ray.eval.items import subset_indices
 
     task = task_of(suite)
     _, task_obj = load_task(task, suite.endswith(HUB))

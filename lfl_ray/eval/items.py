@@ -36,3 +36,14 @@ def tensor_fingerprint(*tensors) -> str:
         digest.update(str(tuple(t.shape)).encode())
         digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+SHARED_SUBSETS = {"drift": "general_loss"}
+"""Suites that score another suite's items: drift is measured on the general-text blocks,
+so with equal limits one forward pass serves both."""
+
+
+def subset_indices(suite: str, spec, n: int) -> list[int]:
+    """Sorted row indices of ``suite``'s fixed subset of its ``n`` items (lm-eval doc ids
+    for the multiple-choice suites), drawn independently of every other suite's."""
+    return fixed_subset(n, spec.limit(suite), spec.seed, SHARED_SUBSETS.get(suite, suite))

@@ -13,7 +13,7 @@ import numpy as np
 from lfl_ray.errors import ConfigError
 from lfl_ray.eval import diversity, gsm8k, humaneval, mbpp
 from lfl_ray.eval.backend import HFBackend
-from lfl_ray.eval.items import fingerprint, fixed_subset, tensor_fingerprint
+from lfl_ray.eval.items import fingerprint, subset_indices, tensor_fingerprint
 from lfl_ray.eval.multiple_choice import choice_scores, score_items
 from lfl_ray.eval.prompts import uses_chat
 from lfl_ray.eval.result import EvalResult
@@ -24,17 +24,6 @@ N_SAMPLES_KEPT = 3
 """Generations kept per suite in EvalResult.samples."""
 
 MC_HEADLINE = {"hellaswag": "acc_norm", "arc_challenge": "acc_norm", "winogrande": "acc"}
-
-
-SHARED_SUBSETS = {"drift": "general_loss"}
-"""Suites that score another suite's items: drift is measured on the general-text blocks,
-so with equal limits one forward pass serves both."""
-
-
-def subset_indices(suite: str, spec: EvalSpec, n: int) -> list[int]:
-    """Sorted row indices of ``suite``'s fixed subset of its ``n`` items (lm-eval doc ids
-    for the multiple-choice suites), drawn independently of every other suite's."""
-    return fixed_subset(n, spec.limit(suite), spec.seed, SHARED_SUBSETS.get(suite, suite))
 
 
 def load_items(suite: str, spec: EvalSpec, *, heldout=None, general=None):
