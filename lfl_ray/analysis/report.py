@@ -19,7 +19,7 @@ from lfl_ray.analysis.recommend import (AGREES, DISAGREES, Recommendation, recom
                                         summary_line, to_markdown)
 from lfl_ray.analysis.runs import Sweep
 from lfl_ray.analysis.tables import html_table
-from lfl_ray.mlflow_schema import Metric, log_analysis
+from lfl_ray.mlflow_schema import Metric, change_se_metric, log_analysis
 from lfl_ray.analysis.weight_changes import (INTRUDER_HEADER, SPECTRUM_HEADER, analyse_sweep,
                                              intruder_kind_rows, intruder_rows, layer_rows,
                                              spectrum_rows)
@@ -56,6 +56,21 @@ def recommendation_html(number: int, rec: Recommendation) -> str:
     return "\n".join(parts)
 
 
+def paired_change_rows(sweep: Sweep) -> list[tuple]:
+    """(trial, family, tokens, metric, change, SE) for every ``<m>_delta`` at each trial's last milestone."""
+    rows = []
+    for trial in sweep.usable:
+        final = trial.final
+        for name in sorted(final.metrics):
+            if not name.endswith(Metric.DELTA_SUFFIX):
+                continue
+            metric = name[: -len(Metric.DELTA_SUFFIX)]
+            se = final.metrics.get(change_se_metric(metric), float("nan"))
+            rows.append((trial.trial_id, trial.family, f"{final.tokens:,}", metric,
+                         f"{final.metrics[name]:+.4f}", f"{se:.4f}"))
+    return rows
+
+
 def build_report(sweep: Sweep, out_dir: str | Path, *, weights: bool = True,
                  settings: IntruderSettings = IntruderSettings(), fraction: float = 0.9,
                  device: str | None = None, log_to_mlflow: bool = True) -> Path:
@@ -74,6 +89,13 @@ def build_report(sweep: Sweep, out_dir: str | Path, *, weights: bool = True,
     if sweep.base_metrics:
         sections += ["<h2>Base model</h2>", html_table(
             ("metric", "value"), [(k, f"{v:.4f}") for k, v in sorted(sweep.base_metrics.items())])]
+
+    change_rows = paired_change_rows(sweep)
+    if change_rows:
+        sections += ["<h2>Every eval's paired change from the base model</h2>",
+                     "<p class=note>At each trial's last milestone: tuned minus base on the same items, with "
+                     "the paired standard error (lm-eval suites appear as <code>lm_eval_&lt;task&gt;_...</code>).</p>",
+                     html_table(("trial", "family", "tokens", "metric", "change", "paired SE"), change_rows)]
 
     recs = recommend(sweep)
     (out / "recommendations.md").write_text(to_markdown(sweep, recs))

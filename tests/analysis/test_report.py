@@ -42,6 +42,8 @@ def test_report_renders_with_every_image(sweep_store, capsys):
     path = Path(printed)
     assert path == (out / "report.html").resolve() and path.is_file()
     page = path.read_text()
+    assert "Every eval's paired change from the base model" in page
+    assert re.search(r"<td>heldout_loss</td><td>[+-]\d\.\d{4}</td><td>\d\.\d{4}</td>", page)
     sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
     assert len(sources) == 7  # 3 learning/forgetting plots + 4 weight plots
     for src in sources:
