@@ -48,8 +48,12 @@ def test_ui_serves_the_store_on_loopback_and_ctrl_c_stops_every_process(tmp_path
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10",
                                       timeout=5).read().decode()
         assert "ui-check" in body
-        listening = [c for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-                     for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        listening = []
+        for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            try:
+                listening += [c for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
         family = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
         os.kill(proc.pid, signal.SIGINT)
