@@ -380,7 +380,12 @@ def ensure_experiment(tracking_uri: str, name: str, description: str = "") -> st
 
 def find_runs(tracking_uri: str, experiment_id: str, filter_string: str) -> list:
     """Runs of the experiment matching a ``search_runs`` filter (every page)."""
-    mlflow_client, runs, token = client(tracking_uri), [], None
+    return search_all(client(tracking_uri), experiment_id, filter_string)
+
+
+def search_all(mlflow_client, experiment_id: str, filter_string: str) -> list:
+    """Every page of ``search_runs`` with an MlflowClient the caller already holds."""
+    runs, token = [], None
     while True:
         page = mlflow_client.search_runs([experiment_id], filter_string=filter_string,
                                          max_results=1000, page_token=token)

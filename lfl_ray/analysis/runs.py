@@ -17,7 +17,7 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
-                                   parent_filter, trial_filter)
+                                   parent_filter, search_all, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
 # Params that describe a configuration, in the order labels show them.
@@ -164,15 +164,6 @@ def _client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
 
 
-def _all_runs(client, experiment_id: str, filter_string: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string,
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _milestones(client, run) -> tuple[Milestone, ...]:
@@ -222,9 +213,9 @@ def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
         raise ConfigError("experiment", experiment,
                           f"must be an experiment in {tracking_uri}: {sorted(names)}")
     experiment_id = found.experiment_id
-    parents = _all_runs(client, experiment_id, parent_filter())
+    parents = search_all(client, experiment_id, parent_filter())
     parent = max(parents, key=lambda r: r.info.start_time or 0) if parents else None
-    runs = _all_runs(client, experiment_id, trial_filter(parent.info.run_id if parent else None))
+    runs = search_all(client, experiment_id, trial_filter(parent.info.run_id if parent else None))
     trials = sorted((_trial(client, run) for run in runs), key=lambda t: (t.trial_id, t.run_id))
     base = {}
     if parent is not None:
