@@ -38,9 +38,9 @@ def tensor_fingerprint(*tensors) -> str:
     return digest.hexdigest()[:16]
 
 
-SHARED_SUBSETS = {"drift": "general_loss"}
-"""Suites that score another suite's items: drift is measured on the general-text blocks,
-so with equal limits one forward pass serves both."""
+SHARED_SUBSETS = {"drift": "general_loss", "heldout_drift": "heldout_loss"}
+"""Suites that score another suite's items: KL drift is measured on the general-text (or
+held-out) blocks, so with equal limits one forward pass serves both."""
 
 
 def subset_indices(suite: str, spec, n: int) -> list[int]:

@@ -20,10 +20,10 @@ from lfl_ray.errors import ConfigError
 from lfl_ray.eval import base_cache
 from lfl_ray.eval.backend import HFBackend, eval_mode, model_device
 from lfl_ray.eval.result import EvalResult
-from lfl_ray.eval.spec import LOSS_SUITES, MC_SUITES, EvalSpec
+from lfl_ray.eval.registry import aggregates, get_suite, score_direction
+from lfl_ray.eval.spec import EvalSpec
 from lfl_ray.eval.stats import paired_se
-from lfl_ray.eval.suites import (MC_HEADLINE, add_mc_mean, items_fingerprint, load_items,
-                                 run_general_and_drift, run_suite)
+from lfl_ray.eval.suites import add_aggregates, items_fingerprint
 
 GENERATION_KEYS = ("chat", "max_new_tokens", "code_samples", "code_temperature")
 SE_SUFFIXES = ("_se", "_stderr")
@@ -41,21 +41,25 @@ class MilestoneEvaluator:
         self.model = model
         self.heldout = heldout
         self.general = general
-        for suite in self.spec.suites:  # fail now, not at the first milestone
-            if suite == "heldout_loss" and heldout is None:
-                raise ConfigError("heldout", None, "suite 'heldout_loss' needs held-out TokenBlocks")
-            if suite in ("general_loss", "drift") and general is None:
-                raise ConfigError("general", None, f"suite {suite!r} needs general-text TokenBlocks")
+        self.suites = {name: get_suite(name, self.spec) for name in self.spec.suites}
+        """Each suite's definition, resolved on the driver (a study's own suites read their
+        files here) and shipped with the evaluator."""
+        for name, suite in self.suites.items():  # fail now, not at the first milestone
+            if suite.needs == "heldout" and heldout is None:
+                raise ConfigError("heldout", None, f"suite {name!r} needs held-out TokenBlocks")
+            if suite.needs == "general" and general is None:
+                raise ConfigError("general", None, f"suite {name!r} needs general-text TokenBlocks")
         self._items: dict = {}
-        self._drift_ref = None
+        self._refs: dict = {}
+        """Base-model references of the suites that have one (KL drift's top-k log-probs)."""
         self.base_computed: tuple[str, ...] = ()
         """Suites the last ``base()`` call had to run the model for (the rest came from cache)."""
 
     def items(self, suite: str):
         """The fixed items of ``suite`` (loaded once, shipped with the evaluator)."""
         if suite not in self._items:
-            self._items[suite] = load_items(suite, self.spec, heldout=self.heldout,
-                                            general=self.general)
+            self._items[suite] = self.suites[suite].load(self.spec, heldout=self.heldout,
+                                                         general=self.general)
         return self._items[suite]
 
     def _cache_path(self, suite: str, dtype: str):
@@ -63,9 +67,10 @@ class MilestoneEvaluator:
         key = {"model": self.model, "suite": suite, "limit": spec.limit(suite), "seed": spec.seed,
                "items": items_fingerprint(self.items(suite)), "batch_size": spec.batch_size,
                "dtype": dtype}
-        if suite not in LOSS_SUITES:  # lm-eval's tokenization (BOS) and metric names
+        kind = self.suites[suite].kind
+        if kind != "loss":  # lm-eval's tokenization (BOS) and metric names
             key.update(add_bos_token=spec.add_bos_token, rules="lm-eval-0.4.13")
-        if suite in ("humaneval", "mbpp", "gsm8k", "diversity") or suite.startswith("lm_eval:"):
+        if kind == "generation":
             key.update({k: getattr(spec, k) for k in GENERATION_KEYS})
         return base_cache.entry_path(self.model, suite, key)
 
@@ -76,12 +81,12 @@ class MilestoneEvaluator:
         result, computed, loaded = EvalResult(), [], None
         for suite in self.spec.suites:
             path = self._cache_path(suite, str(dtype))
-            if suite == "drift":
+            if self.suites[suite].make_reference is not None:
                 part, extra = base_cache.load(path, with_extra=True)
                 if part is not None:
                     from lfl_ray.eval.loss import DriftReference
 
-                    self._drift_ref = DriftReference.from_state(extra)
+                    self._refs[suite] = DriftReference.from_state(extra)
             else:
                 part = base_cache.load(path)
             if part is None:
@@ -91,7 +96,7 @@ class MilestoneEvaluator:
                 base_cache.save(path, part, extra)
                 computed.append(suite)
             result.merge(part)
-        add_mc_mean(result)
+        add_aggregates(result)
         self.base_computed = tuple(computed)
         return result
 
@@ -102,18 +107,16 @@ class MilestoneEvaluator:
         return model, load_tokenizer(self.model)
 
     def _run_base_suite(self, suite: str, model, tokenizer):
-        if suite != "drift":
+        definition = self.suites[suite]
+        if definition.make_reference is None:
             return self._evaluate(model, tokenizer, (suite,)), None
-        from lfl_ray.eval.loss import drift_reference
-
         with eval_mode(model):
-            self._drift_ref = drift_reference(model, self.items("drift"),
-                                              batch_size=self.spec.batch_size)
-        zeros = [0.0] * len(self._drift_ref.token_ids)
-        part = EvalResult(metrics={"drift_kl": 0.0, "drift_kl_se": 0.0},
-                          items={"drift_kl": zeros},
-                          groups={"drift_kl": list(self.items("drift").doc_ids)})
-        return part, self._drift_ref.to_state()
+            self._refs[suite] = definition.make_reference(model, self.items(suite), self.spec)
+        if definition.base_result is not None:
+            part = definition.base_result(self.items(suite), self._refs[suite])
+        else:
+            part = self._evaluate(model, tokenizer, (suite,))
+        return part, self._refs[suite].to_state()
 
     def __call__(self, model, tokenizer, *, completions: tuple[str, ...] = (),
                  suites: Sequence[str] | None = None,
@@ -125,11 +128,10 @@ class MilestoneEvaluator:
         evals and rank 0 joins the per-block values (``join_loss_shards``).
         ``completions`` (fault injection only) replace the model's generated text."""
         suites = tuple(self.spec.suites if suites is None else suites)
-        if shard is not None and not set(suites) <= set(LOSS_SUITES):
-            raise ValueError(f"shard: only loss suites {list(LOSS_SUITES)} can be split by "
-                             f"block, got {list(suites)}")
-        if "drift" in suites and self._drift_ref is None:
-            self.base()  # loads the reference from the cache (computes it if absent)
+        if shard is not None and any(self.suites[s].kind != "loss" for s in suites):
+            raise ValueError(f"shard: only loss suites can be split by block, got {list(suites)}")
+        if any(self.suites[s].make_reference is not None and s not in self._refs for s in suites):
+            self.base()  # loads the references from the cache (computes them if absent)
         return self._evaluate(model, tokenizer, suites, completions, shard)
 
     def _evaluate(self, model, tokenizer, suites, completions: tuple[str, ...] = (),
@@ -145,15 +147,16 @@ class MilestoneEvaluator:
                 torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             return self.evaluate_backend(backend, suites, shard=shard)
 
-    def _shard(self, suite: str, shard: tuple[int, int] | None):
-        """A loss suite's blocks (and drift reference) restricted to ``shard``'s slice."""
+    def _shard(self, suite: str, shard: tuple[int, int] | None, ref_of: str | None = None):
+        """A loss suite's blocks (and the reference of ``ref_of``, default the suite's own)
+        restricted to ``shard``'s slice."""
         from lfl_ray.eval.loss import DriftReference
 
-        blocks, ref = self.items(suite), self._drift_ref
+        blocks, ref = self.items(suite), self._refs.get(ref_of or suite)
         if shard is None:
             return blocks, ref
         lo, hi = shard_bounds(len(blocks), *shard)
-        if ref is not None and suite in ("general_loss", "drift"):
+        if ref is not None:
             ref = DriftReference(ref.token_ids[lo:hi], ref.logprobs[lo:hi])
         return blocks.select(range(lo, hi)), ref
 
@@ -161,19 +164,22 @@ class MilestoneEvaluator:
                          shard: tuple[int, int] | None = None) -> EvalResult:
         """Run ``suites`` (default: all of the spec's) through any backend, e.g. a
         ``VLLMBackend`` serving a trial's adapter; loss and drift suites need ``HFBackend``."""
+        from lfl_ray.eval.catalog.loss import KL_OF, shared_pass
+
         result = EvalResult()
         start = time.monotonic()
         suites = list(self.spec.suites if suites is None else suites)
-        if ("general_loss" in suites and "drift" in suites and self._drift_ref is not None
-                and self.spec.limit("general_loss") == self.spec.limit("drift")):
-            # Same blocks (same source, limit and seed): one forward pass serves both.
-            blocks, ref = self._shard("general_loss", shard)
-            result.merge(run_general_and_drift(backend, self.spec, blocks, ref))
-            suites = [s for s in suites if s not in ("general_loss", "drift")]
+        for kl_suite, loss_suite in KL_OF.items():
+            if (loss_suite in suites and kl_suite in suites and kl_suite in self._refs
+                    and self.spec.limit(loss_suite) == self.spec.limit(kl_suite)):
+                # Same blocks (same source, limit and seed): one forward pass serves both.
+                blocks, ref = self._shard(loss_suite, shard, ref_of=kl_suite)
+                result.merge(shared_pass(backend, self.spec, loss_suite, blocks, ref))
+                suites = [s for s in suites if s not in (loss_suite, kl_suite)]
         for suite in suites:  # __call__ lets a shard through with loss suites only
             items, ref = self._shard(suite, shard)
-            result.merge(run_suite(suite, backend, self.spec, items, drift_ref=ref))
-        add_mc_mean(result)
+            result.merge(self.suites[suite].run(backend, self.spec, items, ref))
+        add_aggregates(result)
         result.metrics["eval_seconds"] = time.monotonic() - start
         return result
 
@@ -189,13 +195,14 @@ class MilestoneEvaluator:
             out[f"{name}_delta"] = delta
             if se is not None:
                 out[f"{name}_delta_se"] = se
-        primary = (("learning", self.spec.learning_metric, "heldout_loss"),
-                   ("forgetting", self.spec.forgetting_metric, "mc_mean"))
-        for key, metric, negate_for in primary:
+        # learning: how much better the target score got; forgetting: how much worse the other.
+        for key, metric, sign in (("learning", self.spec.learning_metric, 1.0),
+                                  ("forgetting", self.spec.forgetting_metric, -1.0)):
             if metric not in tuned.metrics or metric not in base.metrics:
                 continue
             delta, se = metric_difference(tuned, base, metric)
-            out[key] = 0.0 - delta if metric == negate_for else delta
+            higher = score_direction(metric, self.spec.suites, self.spec)
+            out[key] = sign * (delta if higher else 0.0 - delta)
             if se is not None:
                 out[f"{key}_se"] = se
         return out
@@ -212,9 +219,9 @@ def metric_difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float,
 
 def paired_difference(a: EvalResult, b: EvalResult, metric: str) -> tuple[float, float]:
     """Mean of ``a - b`` over the same items of ``metric`` and its paired SE (clustered by
-    the items' documents). ``mc_mean`` combines its three tasks' paired differences."""
-    if metric == "mc_mean":
-        parts = [paired_difference(a, b, f"{s}_{MC_HEADLINE[s]}") for s in MC_SUITES]
+    the items' documents). An aggregate (``mc_mean``) combines its parts' paired differences."""
+    if metric in aggregates():
+        parts = [paired_difference(a, b, m) for m in aggregates()[metric].metrics()]
         return (float(np.mean([d for d, _ in parts])),
                 math.sqrt(sum(se ** 2 for _, se in parts)) / len(parts))
     if metric not in a.items or metric not in b.items:

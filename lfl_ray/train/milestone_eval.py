@@ -37,13 +37,12 @@ def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank:
         return {}
     import torch.distributed as dist
 
-    from lfl_ray.eval.spec import LOSS_SUITES
     from lfl_ray.eval.suites import join_loss_shards
 
     zero3 = uses_zero3(cfg)
     split = (cfg.resources.use_gpu if cfg.split_loss_evals is None else cfg.split_loss_evals)
     split = split and world > 1 and not zero3 and dist.is_initialized()
-    losses = [s for s in evaluator.spec.suites if s in LOSS_SUITES] if split else []
+    losses = [s for s in evaluator.spec.suites if evaluator.suites[s].kind == "loss"] if split else []
     rest = [s for s in evaluator.spec.suites if s not in losses]
     metrics: dict = {}
     was_training, train_threads = model.training, torch.get_num_threads()

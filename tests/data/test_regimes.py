@@ -44,14 +44,14 @@ def test_the_study_regimes_are_registered_in_order():
 def test_every_registered_regime_is_complete(name):
     """Walks the registry: each value validates, builds from both sources, and names a learning
     eval that the eval package knows (the metric is one its suite produces)."""
-    from lfl_ray.eval.spec import LEARNING_METRICS, SUITES
+    from lfl_ray.eval.registry import get_suite, suite_names
 
     regime = REGIMES[name].validate()
     assert regime.name == name and regime.kind in KINDS and regime.description
     assert regime.sources == ("offline", "hub")
     if regime.trainable:
-        assert regime.learning_suite in SUITES
-        assert LEARNING_METRICS[regime.learning_metric] == regime.learning_suite
+        assert regime.learning_suite in suite_names()
+        assert regime.learning_metric in get_suite(regime.learning_suite).scores
     else:
         assert regime.learning_suite is None
 

@@ -32,8 +32,12 @@ from lfl_ray.eval import arc, hellaswag, winogrande
 from lfl_ray.eval.backend import HFBackend
 from lfl_ray.eval.lm_eval_tasks import task_name, write_tasks
 from lfl_ray.eval.multiple_choice import choice_scores, predictions, score_items
-from lfl_ray.eval.spec import MC_SUITES, EvalSpec
-from lfl_ray.eval.suites import MC_HEADLINE, load_items, subset_indices
+from lfl_ray.eval.catalog.multiple_choice import HEADLINE as MC_HEADLINE
+from lfl_ray.eval.items import subset_indices
+from lfl_ray.eval.spec import EvalSpec
+from lfl_ray.eval.suites import load_items
+
+MC_SUITES = tuple(MC_HEADLINE)
 
 LL_TOLERANCE = 1e-4
 """Per-choice log-likelihood difference allowed in float32."""

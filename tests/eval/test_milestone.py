@@ -75,7 +75,7 @@ def test_changed_model_moves_metrics_with_the_right_signs(evaluator, tiny_model,
 def test_evaluator_pickles_without_models(evaluator):
     evaluator.base()
     clone = cloudpickle.loads(cloudpickle.dumps(evaluator))
-    assert clone.spec == evaluator.spec and clone._drift_ref is not None
+    assert clone.spec == evaluator.spec and clone._refs.get("drift") is not None
     assert len(cloudpickle.dumps(evaluator)) < 20_000_000
 
 
@@ -112,7 +112,7 @@ def test_general_loss_and_drift_share_one_forward_pass(eval_cache, tiny_model, t
     assert len(calls) == 2  # 8 blocks at batch 4, once for both metrics (not 4 passes)
     backend = HFBackend(tiny_model, tiny_tokenizer, batch_size=4)
     for suite, metric in (("general_loss", "general_loss"), ("drift", "drift_kl")):
-        alone = run_suite(suite, backend, spec, evaluator.items(suite), drift_ref=evaluator._drift_ref)
+        alone = run_suite(suite, backend, spec, evaluator.items(suite), drift_ref=evaluator._refs["drift"])
         assert merged.items[metric] == pytest.approx(alone.items[metric], rel=1e-5, abs=1e-7)
         assert merged.metrics[metric] == pytest.approx(alone.metrics[metric], rel=1e-5, abs=1e-7)
     assert merged.metrics["drift_kl"] > 0 and "general_ppl" in merged.metrics

@@ -100,7 +100,7 @@ def test_arc_without_its_test_requests_fails_instead_of_scoring_validation(monke
 
 def test_each_suite_draws_its_own_subset():
     from lfl_ray.eval.spec import EvalSpec
-    from lfl_ray.eval.suites import subset_indices
+    from lfl_ray.eval.items import subset_indices
 
     spec = EvalSpec(limits={s: 120 for s in ("arc_challenge", "winogrande", "general_loss",
                                              "drift")})
