@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lfl_ray.mlflow_schema import Artifact, Metric, Param
 
-VERBS = ("pareto", "recommend", "spectrum", "intruders", "diversity", "report")
+VERBS = ("pareto", "recommend", "spectrum", "intruders", "intruder-mitigation", "diversity",
+         "report")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +149,50 @@ def run_intruders(args) -> int:
     return 0
 
 
+def _strengths(text: str) -> tuple[float, ...]:
+    from lfl_ray.errors import ConfigError
+
+    try:
+        values = tuple(float(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise ConfigError("--strengths", text, "must be comma-separated numbers in [0, 1], "
+                          "e.g. 0.75,0.5")
+    return values
+
+
+def _mitigate(args, sweep, out: Path) -> dict:
+    from lfl_ray.analysis import intruder_mitigation
+    from lfl_ray.analysis.intruders import IntruderSettings
+
+    settings = IntruderSettings(top_k=args.top_k, epsilon=args.epsilon).validate()
+    summary = intruder_mitigation.mitigate_sweep(sweep, strengths=_strengths(args.strengths),
+                                                 settings=settings, log_to_mlflow=not args.no_log)
+    intruder_mitigation.write_summary(summary, out)
+    for entry in summary["skipped"]:
+        print(f"[analysis] skipped {entry['trial_id']}: {entry['why']}")
+    return summary
+
+
+def run_intruder_mitigation(args) -> int:
+    from lfl_ray.analysis import intruder_mitigation
+    from lfl_ray.analysis.tables import markdown_table
+
+    sweep, out = _load(args), _out(args)
+    summary = _mitigate(args, sweep, out)
+    lines = [f"## Intruder mitigation (strengths {summary['strengths']})",
+             markdown_table(intruder_mitigation.HEADER, intruder_mitigation.rows(summary)),
+             intruder_mitigation.cost_text(summary)]
+    lines += [intruder_mitigation.sentence(t, p)
+              for t, p in intruder_mitigation.points_from_summary(summary)]
+    text = "\n\n".join(lines)
+    print(text)
+    (out / "intruder_mitigation.md").write_text(text)
+    _log(args, sweep, out)
+    return 0
+
+
 def run_diversity(args) -> int:
     from lfl_ray.analysis.configs import group_configs
     from lfl_ray.analysis.diversity import diversity_rows
@@ -168,18 +213,23 @@ def run_report(args) -> int:
 
     sweep, out = _load(args), _out(args)
     settings = IntruderSettings(top_k=args.top_k, epsilon=args.epsilon).validate()
+    summary = _mitigate(args, sweep, out) if args.intruder_mitigation else None
     path = build_report(sweep, out, weights=not args.no_weights, settings=settings,
-                        fraction=args.fraction, device=args.device, log_to_mlflow=not args.no_log)
+                        fraction=args.fraction, device=args.device, log_to_mlflow=not args.no_log,
+                        mitigation_summary=summary)
     print(path.resolve())
     return 0
 
 
 RUNNERS = {"pareto": run_pareto, "recommend": run_recommend, "spectrum": run_spectrum,
-           "intruders": run_intruders, "diversity": run_diversity, "report": run_report}
+           "intruders": run_intruders, "intruder-mitigation": run_intruder_mitigation,
+           "diversity": run_diversity, "report": run_report}
 HELP = {"pareto": "Pareto fronts of learning vs forgetting, table and plots",
         "recommend": "recommendations with uncertainties, against the paper's claims",
         "spectrum": "rank of the weight change dW per matrix, full vs LoRA",
         "intruders": "intruder dimensions per trial (and peft's mitigation)",
+        "intruder-mitigation": "evaluate each LoRA checkpoint with its intruders scaled "
+                               "(evals only): learning and forgetting changes, paired",
         "diversity": "generation diversity per configuration and method",
         "report": "one self-contained HTML report of the sweep"}
 
@@ -187,14 +237,21 @@ HELP = {"pareto": "Pareto fronts of learning vs forgetting, table and plots",
 def add_verb(subparsers, verb: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(verb, help=HELP[verb], description=HELP[verb])
     add_common(parser)
-    if verb in ("spectrum", "intruders", "report"):
+    if verb in ("spectrum", "intruders", "intruder-mitigation", "report"):
         add_weights(parser)
+    if verb in ("intruder-mitigation", "report"):
+        parser.add_argument("--strengths", default="0.75,0.5",
+                            help="intruder scales lambda to evaluate (1 = as trained, 0 = removed; "
+                                 "default %(default)s)")
     if verb == "intruders":
         parser.add_argument("--mitigate", type=float, default=None, metavar="LAMBDA",
                             help="also apply peft's reduce_intruder_dimension with this lambda")
     if verb == "report":
         parser.add_argument("--no-weights", action="store_true",
                             help="skip the checkpoint analysis (spectra, intruders)")
+        parser.add_argument("--intruder-mitigation", action="store_true",
+                            help="first run intruder-mitigation (evals of every LoRA checkpoint "
+                                 "at --strengths); without it the report uses an earlier run's")
     parser.set_defaults(func=RUNNERS[verb])
     return parser
 

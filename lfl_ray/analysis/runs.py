@@ -78,6 +78,11 @@ class Trial:
     """Last checkpoint folder (peft adapter or HF model), if any."""
     error: str | None = None
     """The end of the error text of a FAILED trial (tag ``lfl.error``)."""
+    summary: Mapping[str, float] = field(default_factory=dict)
+    """The run's latest value of every metric, training ones included (``trainable_params``...)."""
+    trained_tokens: int | None = None
+    """Training tokens the trial saw: the ``tokens`` metric where logged, else the last step of
+    ``train_loss`` (steps are tokens), else the last milestone."""
 
     @property
     def method(self) -> str:
@@ -104,6 +109,12 @@ class Trial:
     def targets(self) -> str | None:
         targets = self.params.get(Param.TARGETS)
         return str(targets) if self.is_lora and targets else None
+
+    @property
+    def target_modules(self) -> tuple[str, ...]:
+        """The modules this LoRA trial adapted (what ``targets`` means on its architecture)."""
+        modules = self.params.get(Param.TARGET_MODULES) if self.is_lora else None
+        return tuple(str(modules).split("+")) if modules else ()
 
     @property
     def seed(self) -> str:
@@ -164,6 +175,8 @@ def _client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
 
 
+TOKENS_METRIC = "tokens"
+"""Training tokens seen, logged as a metric by newer trainers (read when present)."""
 
 
 def _milestones(client, run) -> tuple[Milestone, ...]:
@@ -174,7 +187,7 @@ def _milestones(client, run) -> tuple[Milestone, ...]:
         return ()
     by_step: dict[int, dict[str, float]] = {step: {} for step in steps}
     for key in run.data.metrics:
-        if key in Metric.TRAINING:
+        if key in Metric.TRAINING or key == TOKENS_METRIC:
             continue
         for metric in client.get_metric_history(run_id, key):
             if metric.step in by_step:
@@ -189,16 +202,30 @@ def _milestones(client, run) -> tuple[Milestone, ...]:
     )
 
 
+def _trained_tokens(client, run, milestones) -> int | None:
+    metrics = run.data.metrics
+    if TOKENS_METRIC in metrics:
+        return int(metrics[TOKENS_METRIC])
+    if Metric.TRAIN_LOSS in metrics:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, Metric.TRAIN_LOSS)]
+        if steps:
+            return int(max(steps))
+    return milestones[-1].tokens if milestones else None
+
+
 def _trial(client, run) -> Trial:
     tags, params = run.data.tags, run.data.params
     status = tags.get(Tag.STATUS) or STATUS_FROM_MLFLOW.get(run.info.status, Status.FAILED)
+    milestones = _milestones(client, run)
     return Trial(
         run_id=run.info.run_id,
         trial_id=tags.get(Tag.TRIAL_KEY) or run.info.run_name or run.info.run_id[:8],
         family=tags.get(Tag.FAMILY, params.get(Param.METHOD, "?")),
         regime=tags.get(Tag.REGIME, ""), status=status, params=dict(params),
-        milestones=_milestones(client, run), checkpoint=tags.get(Tag.CHECKPOINT) or None,
-        error=tags.get(Tag.ERROR) or None)
+        milestones=milestones, checkpoint=tags.get(Tag.CHECKPOINT) or None,
+        error=tags.get(Tag.ERROR) or None,
+        summary={k: float(v) for k, v in run.data.metrics.items()},
+        trained_tokens=_trained_tokens(client, run, milestones))
 
 
 def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:

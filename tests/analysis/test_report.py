@@ -64,7 +64,16 @@ def test_report_renders_with_every_image(sweep_store, capsys):
 
     logged = {f.path for f in mlflow.MlflowClient(uri).list_artifacts(parent, "analysis")}
     assert {"analysis/report.html", "analysis/recommendations.md", "analysis/tradeoff.png",
-            "analysis/intruders.png"} <= logged
+            "analysis/intruders.png", "analysis/findings.json"} <= logged
+    # Findings: the file beside the report, its section in the page, the parent run's note.
+    import json
+
+    doc = json.loads((out / "findings.json").read_text())
+    by_id = {f["id"]: f for f in doc["findings"]}
+    assert by_id["d"]["verdict"] in ("agrees", "not distinguishable")  # real full-FT checkpoint
+    assert "Forgetting at matched learning" in page and "<h2>Capacity</h2>" in page
+    note = mlflow.MlflowClient(uri).get_run(parent).data.tags["mlflow.note.content"]
+    assert "| b | LoRA forgets less at matched learning |" in note
 
 
 def test_intruder_table_separates_full_from_lora(sweep_store):
