@@ -4,7 +4,8 @@ matrix that resemble no singular direction of the base matrix.
 Among the top ``top_k`` left singular vectors of W_tuned, a vector is an intruder when its
 largest |cosine| with every left singular vector of W_base is below ``epsilon`` (their code
 compares left singular vectors; defaults k=10, epsilon=0.5). The mitigation scales intruder
-components by lambda; peft 0.21.2 ships it as ``reduce_intruder_dimension``, used here.
+components by lambda; peft 0.21.2 ships it as ``reduce_intruder_dimension``, used here and,
+with the sweep's evals, in ``intruder_mitigation``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class IntruderSettings:
     epsilon: float = 0.5
     """A vector is an intruder when its max |cos| with the base's vectors is below this."""
     mitigation_lambda: float = 0.75
-    """peft's ``mitigation_lambda``: the share of intruder components subtracted."""
+    """peft's ``mitigation_lambda``: the scale left on the intruder components (its code does
+    W + (lambda - 1) * intruders: 1 keeps them, 0 removes them; its docstring says otherwise)."""
 
     def validate(self) -> "IntruderSettings":
         require_positive("intruders.top_k", self.top_k, integer=True)
