@@ -203,6 +203,9 @@ class Param:
     """The effective alpha (``2 * rank`` under the paper's rule)."""
     TARGETS = "targets"
     """``all``, ``attention``, ``mlp`` or module names joined by ``+``."""
+    TARGET_MODULES = "target_modules"
+    """The module names ``targets`` means on this model's architecture, joined by ``+`` (from its
+    config: ``q_proj+k_proj+...`` on Llama, ``o_proj+qkv_proj+...`` on Phi-3)."""
     LORA_DROPOUT = "lora_dropout"
     USE_RSLORA = "use_rslora"
     USE_DORA = "use_dora"

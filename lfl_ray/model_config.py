@@ -246,6 +246,13 @@ def builtin_layout(spec: str) -> Layout | None:
     return None if config is None else layout(config)
 
 
+def target_modules(spec: str, targets) -> list[str] | None:
+    """The module names a LoRA ``targets`` (preset or list) adapts on model ``spec``, from its
+    config; None when the config cannot be had (the trial resolves them when it loads the model)."""
+    config = load_config(spec)
+    return None if config is None else list(dict.fromkeys(m.leaf for m in layout(config).select(targets)))
+
+
 def linear_layers(config) -> dict[str, tuple[int, int]]:
     """Leaf names of the decoder's linear layers -> (in_features, out_features)."""
     return layout(config).shapes()

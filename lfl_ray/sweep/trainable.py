@@ -52,6 +52,12 @@ def trial_params(spec: SweepSpec, trial: TrialSpec) -> dict:
                    "budget_tokens": spec.budget.total_tokens, "budget_steps": spec.budget.steps,
                    "learning_metric": getattr(spec.eval, "learning_metric", "heldout_loss"),
                    "forgetting_metric": getattr(spec.eval, "forgetting_metric", "general_loss")})
+    if params.get("targets") is not None:  # what the preset means on this architecture
+        from lfl_ray.model_config import target_modules
+
+        modules = target_modules(spec.model, trial.method.targets)
+        if modules:
+            params[schema.Param.TARGET_MODULES] = "+".join(modules)
     return params
 
 

@@ -87,3 +87,24 @@ def test_hub_id_given_only_its_config_dry_runs_offline(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "config not available offline" in done.stdout
     assert json.loads((snapshot / "config.json").read_text())["model_type"] == "gemma3_text"
+
+
+def test_mlflow_params_and_the_reader_name_the_modules_a_preset_means(tmp_path):
+    from dataclasses import replace
+
+    from transformers import AutoConfig
+
+    from lfl_ray.analysis.runs import Trial
+    from lfl_ray.mlflow_schema import Param
+    from lfl_ray.sweep.study import load_study
+    from lfl_ray.sweep.trainable import trial_params
+
+    AutoConfig.for_model("phi3", **SMALL, pad_token_id=0).save_pretrained(tmp_path / "my-phi")
+    spec = replace(load_study("code_ift", preset="smoke").spec(), model=str(tmp_path / "my-phi"))
+    by_family = {t.family: trial_params(spec, t) for t in spec.trials()}
+    assert by_family["lora-r8-all"][Param.TARGET_MODULES] == "o_proj+qkv_proj+gate_up_proj+down_proj"  # module order
+    assert by_family["lora-r8-attention"][Param.TARGET_MODULES] == "o_proj+qkv_proj"
+    assert Param.TARGET_MODULES not in by_family["full"]
+    params = {k: str(v) for k, v in by_family["lora-r8-attention"].items()}
+    trial = Trial("r", "k", "lora-r8-attention", "code_ift", "FINISHED", params, ())
+    assert trial.targets == "attention" and trial.target_modules == ("o_proj", "qkv_proj")
