@@ -65,6 +65,8 @@ def cache_key(spec: DataSpec) -> str:
 
 def cache_folder(spec: DataSpec) -> Path:
     """The cache folder of ``spec`` (may not exist yet)."""
+    if spec.custom is not None:
+        return data_cache_root() / f"{spec.regime}-{spec.custom.label}-{cache_key(spec)}"
     return data_cache_root() / f"{spec.regime}-{spec.source}-{cache_key(spec)}"
 
 
@@ -84,7 +86,8 @@ def load_regime(spec: DataSpec, *, log=print) -> RegimeData:
 def general_text(spec: DataSpec, *, rows: int | None = None) -> TokenBlocks:
     """Held-out general English rows (LAMBADA + BoolQ passages), the spec's tokenizer and
     seq_len, fixed by seed; ``rows`` overrides ``spec.heldout_blocks``. Always offline."""
-    general = replace(spec, regime="general", source="offline", hub_dataset=None, max_train_blocks=1,
+    general = replace(spec, regime="general", source="offline", hub_dataset=None, custom=None,
+                      decontaminate=(), max_train_blocks=1,
                       pack=True, heldout_doc_cap=1, heldout_blocks=rows or spec.heldout_blocks)
     return load_regime(general, log=lambda *_: None).heldout
 
@@ -104,6 +107,8 @@ def _save(folder: Path, data: RegimeData) -> None:
 
 def _records(spec: DataSpec, log) -> tuple[list[Example | Document], dict]:
     """The regime's records from ``spec.source`` and facts for the stats (``notes`` first)."""
+    if spec.custom is not None:
+        return _custom_records(spec, log)
     regime = get_regime(spec.regime)
     if spec.source == "offline":
         records, facts = regime.offline(spec, log)
@@ -114,6 +119,29 @@ def _records(spec: DataSpec, log) -> tuple[list[Example | Document], dict]:
     records = hub_records(regime.hub, regime.kind, override=spec.hub_dataset, seed=spec.seed,
                           max_docs=spec.hub_max_docs, cache_dir=data_cache_root() / "hf", log=log)
     return records, {"notes": [], "hub_dataset": spec.hub_dataset}
+
+
+def _custom_records(spec: DataSpec, log) -> tuple[list, dict]:
+    """A study's own records, decontaminated against the study's eval suites."""
+    from lfl_ray.data.custom import read_records
+    from lfl_ray.data.eval_overlap import decontaminate
+
+    records, facts = read_records(spec.custom, seed=spec.seed, cache_dir=data_cache_root() / "hf", log=log)
+    notes = []
+    if spec.custom.decontaminate and spec.decontaminate:
+        before = len(records)
+        records, overlap = decontaminate(records, spec.decontaminate, log=log)
+        facts["decontamination"] = overlap
+        if overlap["dropped"]:
+            notes.append(f"decontamination: dropped {overlap['dropped']} of {before} records sharing a "
+                         f"{overlap['ngram']}-word run with items of {overlap['by_suite']}")
+        if overlap.get("not_checked"):
+            notes.append(f"decontamination: suites {overlap['not_checked']} are not checked")
+        if not records:
+            raise ConfigError("data.decontaminate", True, f"leaves no record: all {before} overlap the eval "
+                              f"suites {overlap['suites']}", hint="the data copies the evals; set "
+                              "data.decontaminate: false only if you mean to train on them")
+    return records, {"notes": notes, **facts}
 
 
 class _Rows:
@@ -224,19 +252,24 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
     """Build (no cache) the train and held-out blocks of ``spec``."""
     spec.validate()
     started = time.perf_counter()
-    kind = get_regime(spec.regime).kind
+    kind = spec.kind
     records, info = _records(spec, log)
     if not records:
         raise ConfigError("hub_dataset" if spec.source == "hub" else "regime",
                           spec.hub_dataset or spec.regime, "must yield at least one record; got none")
     tokenizer = _tokenizer(spec.model)
     groups = group_by_document(records)
-    log(f"[data] {spec.regime} ({spec.source}): {len(records)} records in {len(groups)} documents")
+    origin = spec.custom.source if spec.custom else spec.source
+    log(f"[data] {spec.regime} ({origin}): {len(records)} records in {len(groups)} documents")
     counts: Counter = Counter()
     rows_of = _Rows(kind, tokenizer, spec.seq_len, counts)
     held_rows, held_docs = _heldout(groups, spec, rows_of, log)
     train_rows = _train(groups, set(held_docs), spec, rows_of)
     if not train_rows or not held_rows:
+        if spec.custom is not None and len(groups) < 2:
+            raise ConfigError("data.path", spec.custom.path or spec.custom.hub, "must hold at least 2 "
+                              f"documents (one held out, one to train on); it has {len(groups)}",
+                              hint="split a long text into several files, or leave data.document_field out")
         raise ConfigError("seq_len", spec.seq_len,
                           f"too small for any {spec.regime} example: no "
                           f"{'train' if not train_rows else 'held-out'} rows could be built",
@@ -245,7 +278,8 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
     train = to_blocks(train_rows, spec.seq_len, pad_id)
     heldout = to_blocks(held_rows, spec.seq_len, pad_id)
     stats = {
-        "regime": spec.regime, "source": spec.source, "kind": kind, "model": spec.model,
+        "regime": spec.regime, "source": spec.custom.source if spec.custom else spec.source, "kind": kind,
+        "model": spec.model,
         "seq_len": spec.seq_len, "seed": spec.seed, "packed": kind == "ift" and spec.pack,
         "records": len(records), "documents_available": len(groups),
         "train": _split_stats(kind, train_rows, train),
@@ -264,6 +298,8 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
                     f"than seq_len/2 = {spec.seq_len // 2}); a larger seq_len keeps more of them")
             stats["notes"].append(note)
             log(f"[data] note: {note}")
+    if spec.custom is not None:
+        _length_warning(stats, counts, spec, log)
     overlap = {d for r in train_rows for d, _ in r.members} & set(held_docs)
     if overlap:  # cannot happen by construction; a regression here would poison every eval
         raise RuntimeError(f"train and held-out share documents: {sorted(overlap)[:5]}")
@@ -271,6 +307,19 @@ def build_regime(spec: DataSpec, *, log=print) -> RegimeData:
         f"held-out {len(heldout)} rows from {stats['heldout']['documents']} documents "
         f"({stats['build_seconds']} s)")
     return RegimeData(train, heldout, stats)
+
+
+def _length_warning(stats: dict, counts: Counter, spec: DataSpec, log) -> None:
+    """Say how many of the user's examples seq_len cut or dropped (of those tokenized)."""
+    seen = sum(v for k, v in counts.items() if k.startswith("seen/"))
+    cut = sum(v for k, v in counts.items() if k.startswith("truncated/"))
+    dropped = sum(v for k, v in counts.items() if k.startswith("dropped_long_prompt/"))
+    if cut or dropped:
+        note = (f"warning: of {seen} examples tokenized, {cut} were longer than seq_len {spec.seq_len} and cut "
+                f"(their responses lose the tail), {dropped} dropped (prompt longer than seq_len/2); "
+                "a larger budget.seq_len keeps them whole")
+        stats["notes"].append(note)
+        log(f"[data] {note}")
 
 
 def _sample(blocks: TokenBlocks, tokenizer) -> dict:

@@ -1,4 +1,12 @@
-"""``lfl-ray data ...``: list the registered regimes, inspect one's data (built and cached if needed)."""
+"""``lfl-ray data ...``: list the registered regimes, inspect one's data (built and cached if needed).
+
+    lfl-ray data stats code_ift --max-train-blocks 200
+    lfl-ray data stats --study my_study.yaml [--preset P] [--set budget.seq_len=512]
+
+With ``--study`` the data is the study's own (its ``data:`` section, or its regime), built
+exactly as its sweep builds it: the model's tokenizer, ``budget.seq_len``, the caps, and the
+decontamination against the study's eval suites.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +24,11 @@ def register(subparsers) -> None:
     listing = verbs.add_parser("regimes", help="the registered regimes: kind, sources, learning eval")
     listing.set_defaults(func=run_regimes)
     stats = verbs.add_parser("stats", help="examples, tokens per split and a sample of a regime")
-    stats.add_argument("regime", help=f"one of {', '.join(REGIMES)}")
+    stats.add_argument("regime", nargs="?", help=f"one of {', '.join(REGIMES)} (or give --study)")
+    stats.add_argument("--study", help="a study file (or shipped study): its own data, as its sweep builds it")
+    stats.add_argument("--preset", help="with --study: the preset (default: the study's default_preset)")
+    stats.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                       help="with --study: override one field, as `lfl-ray sweep --set`")
     stats.add_argument("--source", default="offline", choices=SOURCES)
     stats.add_argument("--seq-len", type=int, default=256)
     stats.add_argument("--seed", type=int, default=0)
@@ -43,35 +55,35 @@ def run_regimes(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     """Build (or load) the regime and print its stats."""
     from lfl_ray.data.build import load_regime
-    from lfl_ray.data.spec import DataSpec
+    from lfl_ray.data.facts import stats_text
 
-    spec = DataSpec(regime=args.regime, source=args.source, model=args.model, seq_len=args.seq_len,
-                    seed=args.seed, max_train_blocks=args.max_train_blocks,
-                    heldout_blocks=args.heldout_blocks, pack=not args.no_pack,
-                    hub_dataset=args.hub_dataset).validate()
-    stats = load_regime(spec).stats
+    stats = load_regime(_spec_of(args)).stats
     if args.json:
         print(json.dumps(stats, indent=1))
         return 0
-    print(f"{stats['regime']} ({stats['source']}, {stats['kind']}, seq_len {stats['seq_len']}, "
-          f"seed {stats['seed']}{', packed' if stats['packed'] else ''})")
-    print(f"  records {stats['records']} in {stats['documents_available']} documents")
-    for split in ("train", "heldout"):
-        s = stats[split]
-        print(f"  {split:8s} rows {s['rows']:6d}  examples {s['examples']:6d}  documents {s['documents']:6d}  "
-              f"tokens {s['tokens']:9d}  loss tokens {s['loss_tokens']:9d}  sources {s['sources']}")
-    if stats.get("length_rule"):
-        print(f"  length rule: {stats['length_rule']}")
-    for key in ("python", "math_docs"):
-        if key in stats:
-            print(f"  {key}: {stats[key]}")
-    for note in stats.get("notes", []):
-        print(f"  note: {note}")
-    sample = stats["sample"]
-    print(f"  sample (first train row, {sample['doc_id']}):\n{_indent(sample['text'])}")
-    print(f"  ... of which loss is taken on:\n{_indent(sample['loss_text'])}")
+    print(stats_text(stats))
     return 0
 
 
-def _indent(text: str) -> str:
-    return "\n".join("    | " + line for line in text.splitlines())
+def _spec_of(args: argparse.Namespace):
+    """The DataSpec of the flags, or of the study given with --study."""
+    from lfl_ray.data.spec import DataSpec
+    from lfl_ray.errors import ConfigError
+
+    if args.study:
+        if args.regime:
+            raise ConfigError("regime", args.regime, "must not be given with --study (the study says what "
+                              "its data is)")
+        from lfl_ray.sweep.study import load_study
+
+        sweep = load_study(args.study, preset=args.preset, sets=tuple(args.sets)).spec().validate()
+        return sweep.data_spec()
+    if args.preset or args.sets:
+        raise ConfigError("--preset" if args.preset else "--set", args.preset or args.sets,
+                          "is only read with --study")
+    if not args.regime:
+        raise ConfigError("regime", None, f"is required: one of {list(REGIMES)}, or --study FILE")
+    return DataSpec(regime=args.regime, source=args.source, model=args.model, seq_len=args.seq_len,
+                    seed=args.seed, max_train_blocks=args.max_train_blocks,
+                    heldout_blocks=args.heldout_blocks, pack=not args.no_pack,
+                    hub_dataset=args.hub_dataset).validate()

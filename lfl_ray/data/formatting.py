@@ -1,8 +1,11 @@
 """Text -> token rows: the chat template and loss masks of IFT, packing of CPT and passages.
 
 IFT rules:
+- A model without a chat template gets the plain format of ``plain_prompt`` (instruction,
+  blank line, response, EOS), with the same masks.
 - The tokenizer's chat template renders user = instruction, assistant = response (SmolLM2
-  adds its default system prompt). The prompt (everything up to and including the
+  adds its default system prompt); earlier turns of a chat (``Example.context``) come first,
+  without loss. The prompt (everything up to and including the
   generation prompt ``<|im_start|>assistant\\n``) is labelled IGNORE_INDEX; every response
   token and the assistant's closing end-of-turn token (``<|im_end|>``) carry loss; what the
   template adds after it (a newline) is kept as input without loss. Prompt and response are
@@ -61,7 +64,14 @@ def tokenize_examples(examples: list[Example], tokenizer, seq_len: int,
     prompts, responses, tails = [], [], []
     eos = tokenizer.eos_token
     for ex in examples:
-        user = [{"role": "user", "content": ex.instruction}]
+        if not getattr(tokenizer, "chat_template", None):
+            prompt, response = plain_prompt(ex), ex.response + (eos or "")
+            prompts.append(prompt)
+            responses.append(response)
+            tails.append("")
+            continue
+        user = [{"role": role, "content": text} for role, text in ex.context]
+        user.append({"role": "user", "content": ex.instruction})
         prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": ex.response}],
                                              tokenize=False)
@@ -88,6 +98,15 @@ def tokenize_examples(examples: list[Example], tokenizer, seq_len: int,
             ids, labels = ids[:seq_len], labels[:seq_len]
         rows.append(Row(ex.doc_id, ids, labels, [(ex.doc_id, ex.source)]))
     return rows
+
+
+def plain_prompt(ex: Example) -> str:
+    """The prompt of a model without a chat template: earlier turns and the instruction as
+    ``Role: text`` paragraphs, then ``Assistant:`` (the response follows, then EOS)."""
+    turns = [f"{role.capitalize()}: {text}" for role, text in ex.context]
+    if not ex.context:
+        return f"{ex.instruction}\n\n"
+    return "\n\n".join(turns + [f"User: {ex.instruction}", "Assistant: "])
 
 
 def tokenize_documents(docs: list[Document], tokenizer) -> list[list[int]]:

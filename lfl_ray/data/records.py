@@ -23,6 +23,9 @@ class Example:
     """The user turn (no loss)."""
     response: str
     """The assistant turn (loss on every token, plus the closing end-of-turn token)."""
+    context: tuple[tuple[str, str], ...] = ()
+    """Earlier turns of a chat as (role, content) pairs, a system prompt included: rendered
+    before the instruction, never with loss (only the last assistant turn carries loss)."""
 
 
 @dataclass(frozen=True)

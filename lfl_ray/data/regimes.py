@@ -28,6 +28,9 @@ How to add a regime: one ``register_regime`` call with its builders and settings
         hub=(HubSource("spider", "xlangai/spider", instruction="question", response="query"),),
     ))
 
+A study's own data needs no registration: a ``data:`` section in the study file is the
+regime ``custom`` (``lfl_ray.data.custom``; the name is reserved).
+
 After that call ``DataSpec("sql_ift")``, ``lfl-ray data stats sql_ift``, ``lfl-ray data
 regimes`` and a study with ``regime: sql_ift`` accept it. Put the call where every process
 that builds data runs it: a shipped regime belongs at the bottom of this module; Ray Train
@@ -125,6 +128,9 @@ def register_regime(regime: Regime, *, replace: bool = False) -> Regime:
     """Add ``regime`` to REGIMES (after validating it) and return it; a name already
     registered is refused unless ``replace``."""
     regime.validate()
+    if regime.name == "custom":  # lfl_ray.data.custom.CUSTOM: a study's own `data:` section
+        raise ConfigError("regime.name", regime.name, "is reserved for a study's own data (a `data:` "
+                          "section); pick another name")
     if regime.name in REGIMES and not replace:
         raise ConfigError("regime.name", regime.name, "is already registered (pass replace=True to "
                           "redefine it)")
@@ -148,7 +154,11 @@ def fingerprint(spec) -> dict:
     from lfl_ray.assets import WHEELS
 
     facts: dict = {"spec": asdict(spec)}
-    if spec.source == "offline":
+    if spec.custom is not None:
+        from lfl_ray.data.custom import source_fingerprint
+
+        facts["custom_files"] = source_fingerprint(spec.custom)
+    elif spec.source == "offline":
         facts["assets"] = {name: w.version for name, w in WHEELS.items()}
         regime = get_regime(spec.regime)
         if regime.fingerprint is not None:

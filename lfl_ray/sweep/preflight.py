@@ -2,9 +2,10 @@
 
 Each check raises a ``ConfigError`` naming the field, the value and what is allowed, so a
 user learns in a second what a trial would otherwise fail on minutes later inside Ray:
-LoRA targets the model does not have, a rank larger than the layer it adapts, a sequence
-longer than the model's positions, more CPUs or GPUs than the machine has, a tracking
-store that is not a database, a storage folder that cannot be written.
+a data file or field that is not there, LoRA targets the model does not have, a rank
+larger than the layer it adapts, a sequence longer than the model's positions, more CPUs or
+GPUs than the machine has, a tracking store that is not a database, a storage folder that
+cannot be written.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def check_model(spec, log=print) -> None:
                     raise ConfigError(f"lora[{i}].ranks", rank,
                                       f"must be <= {smallest}, the smallest dimension of the layers it adapts "
                                       f"({', '.join(names)})")
+
+
+def check_data(spec, log=print) -> None:
+    """A study's own data (``data:``): read, mapped, decontaminated and tokenized now (and cached
+    for the sweep), so a missing file or field fails before Ray starts; logs its stats."""
+    if spec.data is None:
+        return
+    from lfl_ray.data.build import load_regime
+    from lfl_ray.data.facts import stats_text
+
+    log(stats_text(load_regime(spec.data_spec(), log=log).stats))
 
 
 def check_resources(spec, address: str | None) -> None:

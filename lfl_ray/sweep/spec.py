@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from lfl_ray import config_io
+from lfl_ray.data.custom import CUSTOM, CustomData
 from lfl_ray.errors import ConfigError, require_choice, require_positive
 from lfl_ray.eval.spec import EvalSpec
 from lfl_ray.methods import PRESET_NAMES
@@ -132,7 +133,8 @@ class SweepSpec:
     name: str
     """Sweep name: the MLflow experiment and the Ray Tune experiment folder."""
     regime: str
-    """Training data regime: code_ift, math_ift, code_cpt, math_cpt."""
+    """Training data regime: code_ift, math_ift, code_cpt, math_cpt, or 'custom' (your own
+    data, declared in ``data``; a study with ``data:`` may leave ``regime`` out)."""
     model: str = "smollm2-135m-instruct"
     """Base model spec."""
     data_source: str = "offline"
@@ -143,6 +145,10 @@ class SweepSpec:
     """Rows of the held-out target set (learning loss)."""
     general_blocks: int = 64
     """Rows of general text (forgetting loss, drift)."""
+    data: CustomData | None = None
+    """Your own training data (regime 'custom'): an instruction set or a text corpus, e.g.
+    ``{kind: instructions, path: ./train.jsonl, prompt_field: question, response_field: answer}``
+    (``lfl_ray.data.custom``). The held-out loss is measured on its held-out split."""
     full: tuple[FullGrid, ...] = (FullGrid(),)
     """Full-finetuning grids (empty: no full FT)."""
     lora: tuple[LoraGrid, ...] = (LoraGrid(),)
@@ -168,12 +174,27 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "SweepSpec":
         """The spec in a study file, ``--set`` overrides or a logged ``sweep_spec.json``
-        (not yet validated: call ``validate()``)."""
+        (not yet validated: call ``validate()``). A ``data:`` section without ``regime`` means
+        regime 'custom'."""
+        if isinstance(data, dict) and data.get("data") is not None and "regime" not in data:
+            data = {**data, "regime": CUSTOM}
         return config_io.from_dict(cls, data)
 
     def to_dict(self) -> dict:
         """Plain data that ``from_dict`` reads back to an equal spec."""
         return config_io.to_dict(self)
+
+    def data_spec(self):
+        """The DataSpec the sweep trains and measures learning on (``lfl_ray.data``)."""
+        from lfl_ray.data.spec import DataSpec
+
+        custom = {}
+        if self.data is not None:
+            suites = (self.eval or EvalSpec()).suites if self.data.decontaminate else ()
+            custom = dict(custom=self.data, decontaminate=tuple(suites), heldout_doc_cap=self.data.heldout_doc_cap)
+        return DataSpec(regime=self.regime, source=self.data_source, model=self.model, seq_len=self.budget.seq_len,
+                        seed=0, max_train_blocks=self.max_train_blocks, heldout_blocks=self.heldout_blocks,
+                        **custom).validate()
 
     def trials(self) -> list:
         """Every trial of the grids, full-FT baselines first (``lfl_ray.sweep.trials``)."""
@@ -189,7 +210,10 @@ class SweepSpec:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise ConfigError("name", self.name, "must be 1-100 letters, digits, '.', '_' or '-', starting with a "
                               "letter or digit (it names an MLflow experiment and a storage folder)")
-        require_choice("regime", self.regime, training_regimes())
+        if self.regime == CUSTOM or self.data is not None:
+            self._validate_data()
+        else:
+            require_choice("regime", self.regime, [*training_regimes(), CUSTOM])
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError("model", self.model, f"must be a built-in alias {list(BUILTIN_MODELS)}, "
                               "a local folder, or a Hugging Face hub id like 'org/name'")
@@ -232,3 +256,15 @@ class SweepSpec:
             self.eval.require_primary_suites()
         self.trials()  # duplicate grid points are an error naming them
         return self
+
+    def _validate_data(self) -> None:
+        if self.data is None:
+            raise ConfigError("data", None, f"is required with regime {CUSTOM!r}: your data, e.g. "
+                              "{kind: instructions, path: ./train.jsonl} or {kind: text, path: ./corpus/}")
+        if self.regime != CUSTOM:
+            raise ConfigError("regime", self.regime, f"must be {CUSTOM!r} (or left out) when `data:` is given; "
+                              "a built-in regime brings its own data")
+        if self.data_source != "offline":
+            raise ConfigError("data_source", self.data_source, "is for the built-in regimes; with `data:` give "
+                              "a hub dataset as data.hub")
+        self.data.validate("data")

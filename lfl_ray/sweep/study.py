@@ -16,6 +16,10 @@ and ``--set path=value`` items (``budget.steps=80``, ``lora[0].lrs=[1e-3,2e-3]``
 YAML). Mappings merge key by key; lists and scalars replace. Everything then goes through
 the one typed loader (``SweepSpec.from_dict``), so a typo or a wrong type anywhere is a
 ``ConfigError`` naming the field, before Ray or MLflow starts.
+
+A relative ``data.path`` (your own data, ``lfl_ray.data.custom``) is read from the folder of
+the file that gives it (the study file, a ``--spec-file``; ``--set``: the working directory)
+and stored absolute, so the spec means the same files wherever it runs or is replayed.
 """
 
 from __future__ import annotations
@@ -61,6 +65,17 @@ def read_mapping(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(what, str(path), "must hold a mapping of SweepSpec fields (or presets)")
     return data
+
+
+def anchor_data_path(data: dict, folder: Path) -> dict:
+    """``data`` with a relative ``data.path`` made absolute against ``folder``."""
+    section = data.get("data")
+    if not isinstance(section, dict) or not isinstance(section.get("path"), str):
+        return data
+    path = Path(section["path"]).expanduser()
+    if path.is_absolute():
+        return data
+    return {**data, "data": {**section, "path": str((folder / path).resolve())}}
 
 
 def merge(base: dict, override: dict, path: str = "") -> dict:
@@ -129,7 +144,7 @@ def _preset_data(path: Path, preset: str | None, regime: str | None, seen: tuple
         unknown = [k for k in ("default_preset", "extends") if k in raw]
         if unknown:
             raise ConfigError(unknown[0], raw[unknown[0]], "needs a `presets:` mapping beside it")
-        data = {k: v for k, v in raw.items() if k != "description"}
+        data = anchor_data_path({k: v for k, v in raw.items() if k != "description"}, path.parent)
         data.setdefault("name", path.stem)
         return data, None, str(raw.get("description", ""))
     bad = [k for k in raw if k not in STUDY_KEYS]
@@ -145,6 +160,7 @@ def _preset_data(path: Path, preset: str | None, regime: str | None, seen: tuple
     own = presets[chosen]
     if not isinstance(own, dict):
         raise ConfigError(f"presets.{chosen}", own, "must be a mapping of SweepSpec fields")
+    own = anchor_data_path(own, path.parent)
     extends = regime if (regime and "extends" in raw) else raw.get("extends")
     if extends:
         if not isinstance(extends, str):
@@ -172,9 +188,10 @@ def load_study(ref: str, *, preset: str | None = None, spec_file: str | None = N
     if regime and "regime" in data and not _extends(path):
         data["regime"] = regime
     if spec_file:
-        data = merge(data, read_mapping(Path(spec_file).expanduser(), "--spec-file"))
+        overrides = Path(spec_file).expanduser()
+        data = merge(data, anchor_data_path(read_mapping(overrides, "--spec-file"), overrides.parent))
     for item in sets:
-        data = merge(data, parse_set(item))
+        data = merge(data, anchor_data_path(parse_set(item), Path.cwd()))
     if name is not None:
         data["name"] = name
     return Study(path, chosen, data, description)

@@ -1,0 +1,90 @@
+"""A custom-regime study end to end: the test writes its own instruction jsonl and text corpus,
+declares them in a study file, and runs `lfl-ray sweep` for real on the tiny model (real
+local Ray, real sqlite MLflow store). The held-out loss must be measured on the user's data.
+The fast test runs one LoRA trial on instructions; the slow one full FT and LoRA on a corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from lfl_ray.data import load_regime
+from lfl_ray.sweep.cli import main
+from lfl_ray.sweep.study import load_study
+
+COMMON = {
+    "model": "tiny-llama", "max_train_blocks": 24, "heldout_blocks": 6, "general_blocks": 4,
+    "budget": {"steps": 2, "seq_len": 128, "micro_batch_size": 2, "global_batch_size": 2, "milestones": [2],
+               "warmup_steps": 0},
+    "eval": {"suites": ["heldout_loss", "general_loss"], "batch_size": 6},
+    "resources": {"num_workers": 1, "cpus_per_worker": 1.0, "max_concurrent": 1, "max_failures": 0},
+}
+
+
+def _write_instructions(folder):
+    rows = [{"question": f"What is {i} times 3? Answer in words.", "answer": f"{i} times 3 is {3 * i}."}
+            for i in range(40)]
+    (folder / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _write_corpus(folder):
+    for i in range(8):
+        (folder / "corpus").mkdir(exist_ok=True)
+        (folder / "corpus" / f"mod{i}.py").write_text(
+            "".join(f"def scale_{i}_{j}(x):\n    '''Return x times {j}.'''\n    return x * {j}\n\n" for j in range(12)))
+
+
+def _sweep(tmp_path, name: str, study: dict):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    code = main([str(path), "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results")])
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parent = next(r for r in runs if r.data.tags.get("lfl.role") == "sweep")
+    children = [r for r in runs if r.data.tags.get("lfl.role") == "trial"]
+    return code, client, parent, children, load_study(str(path)).spec()
+
+
+def _artifact_json(client, run_id: str, path: str) -> dict:
+    local = client.download_artifacts(run_id, path)
+    with open(local) as handle:
+        return json.load(handle)
+
+
+def _assert_heldout_is_the_users(client, parent, children, spec, prefix: str):
+    heldout = load_regime(spec.data_spec(), log=lambda *_: None).heldout
+    assert all(d.startswith(prefix) for d in heldout.doc_ids)
+    base = _artifact_json(client, parent.info.run_id, "evals/base.json")
+    assert base["groups"]["heldout_loss"] == list(heldout.doc_ids)  # the base model scored the user's rows
+    tokens = spec.budget.steps * spec.budget.tokens_per_step
+    for child in children:
+        assert child.info.status == "FINISHED", child.data.tags.get("lfl.error")
+        milestone = _artifact_json(client, child.info.run_id, f"evals/milestone_{tokens}.json")
+        assert milestone["groups"]["heldout_loss"] == list(heldout.doc_ids)
+        assert "learning" in child.data.metrics and "forgetting" in child.data.metrics
+
+
+def test_instruction_study_runs_and_measures_learning_on_the_users_heldout(ray_local, tmp_path):
+    _write_instructions(tmp_path)
+    study = {"data": {"kind": "instructions", "path": "./qa.jsonl", "prompt_field": "question",
+                      "response_field": "answer", "name": "times3"},
+             **COMMON, "full": [], "lora": [{"ranks": [4], "lrs": [5e-3], "targets": ["all"]}]}
+    code, client, parent, children, spec = _sweep(tmp_path, "custom-ift", study)
+    assert code == 0 and parent.info.status == "FINISHED" and len(children) == 1
+    assert parent.data.tags["lfl.regime"] == "custom"
+    _assert_heldout_is_the_users(client, parent, children, spec, "times3/")
+
+
+@pytest.mark.slow
+def test_text_corpus_study_runs_on_the_users_heldout(ray_local, tmp_path):
+    _write_corpus(tmp_path)
+    study = {"data": {"kind": "text", "path": "./corpus"}, **COMMON, "full": [{"lrs": [2e-3]}],
+             "lora": [{"ranks": [4], "lrs": [5e-3], "targets": ["all"]}]}
+    code, client, parent, children, spec = _sweep(tmp_path, "custom-cpt", study)
+    assert code == 0 and len(children) == 2 and {c.data.params["method"] for c in children} == {"full", "lora"}
+    _assert_heldout_is_the_users(client, parent, children, spec, "corpus/mod")
