@@ -88,12 +88,11 @@ def _prepare_evals(spec: SweepSpec, log):
     """Build (and cache) the data, the held-out/general sets, the evaluator and base results."""
     from dataclasses import replace
 
-    from lfl_ray.data import DataSpec, general_text, load_regime
+    from lfl_ray.data import general_text, load_regime
     from lfl_ray.eval.milestone import MilestoneEvaluator
     from lfl_ray.eval.spec import EvalSpec
 
-    data = DataSpec(regime=spec.regime, source=spec.data_source, model=spec.model, seq_len=spec.budget.seq_len,
-                    seed=0, max_train_blocks=spec.max_train_blocks, heldout_blocks=spec.heldout_blocks).validate()
+    data = spec.data_spec()
     regime = load_regime(data, log=log)
     log(f"[data] {spec.regime}: {len(regime.train)} train rows, {len(regime.heldout)} held-out rows")
     general = general_text(replace(data, heldout_blocks=spec.general_blocks))
@@ -133,6 +132,7 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     check_dashboard_host(dashboard_host)
     address = os.environ.get("RAY_ADDRESS")
     preflight.check_model(spec, log=log)
+    preflight.check_data(spec, log=log)
     plan = plan_search(spec)
     log(plan_table(spec, plan))
     try:
@@ -198,10 +198,14 @@ def _run_claimed(spec: SweepSpec, plan: SearchPlan, *, tracking_uri: str, storag
                                        resume_errored=True)
         else:
             tuner = tune.Tuner(trainable, param_space=plan.param_space,
-                               tune_config=_tune_config(spec, plan), run_config=_run_config(spec, storage, callback))
+                               tune_config=_tune_config(spec, plan),
+                               run_config=_run_config(spec, storage, callback, plan))
         # Reports between milestones carry training metrics only; the scheduler and searcher
         # act on the milestone reports that carry `learning`/`forgetting`.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+        # Ray's newer console output ignores a progress reporter; the classic one shows the
+        # trial's method, lr, rank and targets as columns (plan.columns).
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         results = tuner.fit()
         statuses, errors = reconcile(results, spec, tracking_uri, experiment_id, parent)
     except BaseException as exc:
@@ -251,8 +255,15 @@ def _tune_config(spec: SweepSpec, plan: SearchPlan):
                            max_concurrent_trials=spec.resources.max_concurrent)
 
 
-def _run_config(spec: SweepSpec, storage: str, callback):
+def _run_config(spec: SweepSpec, storage: str, callback, plan: SearchPlan):
     from ray import tune
 
-    return tune.RunConfig(name=spec.name, storage_path=storage, callbacks=[callback],
+    reporter = tune.CLIReporter(parameter_columns=plan.columns, metric_columns=PROGRESS_METRICS,
+                                max_report_frequency=30, sort_by_metric=False)
+    return tune.RunConfig(name=spec.name, storage_path=storage, callbacks=[callback], progress_reporter=reporter,
                           failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures))
+
+
+PROGRESS_METRICS = {"milestone": "milestone", "tokens": "tokens", "train_loss": "train loss",
+                    "learning": "learning", "forgetting": "forgetting"}
+"""The result columns of Tune's progress table (a trial's reports carry these names)."""
