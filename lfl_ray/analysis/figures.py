@@ -4,8 +4,10 @@
   (seeds averaged), the Pareto front outlined;
 - learning vs tokens and forgetting vs tokens;
 - rank needed for 90% of dW's variance per matrix type and per layer, full vs LoRA;
-- singular values of W_base vs W_tuned, and dW's cumulative variance;
+- dW's singular values, how W's singular values moved, and dW's cumulative variance;
 - intruder dimensions per trial.
+Weight figures give each trial its own colour (the legend's label is the report tables'
+"trial" column) and draw LoRA hatched or dashed.
 Each function writes one file and returns its path.
 """
 
@@ -19,6 +21,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lfl_ray.analysis.configs import Config  # noqa: E402
@@ -30,15 +34,21 @@ MARKERS = "os^Dv<>pPX*h"
 
 
 def _colors(names: Sequence[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(sorted(set(names)))}
+    """A distinct colour per distinct name: tab10, tab20, then evenly spaced turbo hues."""
+    names = sorted(set(names))
+    if len(names) <= 20:
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        return {name: cmap(i) for i, name in enumerate(names)}
+    cmap = plt.get_cmap("turbo")
+    return {name: cmap(x) for name, x in zip(names, np.linspace(0.03, 0.97, len(names)))}
 
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # "tight" also takes in legends placed outside the axes, so nothing is cut off.
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -98,85 +108,143 @@ def over_tokens(configs: Sequence[Config], metric: str, path: Path, title: str =
     return _save(fig, path)
 
 
+def _below(fig, handles, labels) -> None:
+    """The legend under the whole figure, where long trial labels cover neither data nor
+    axis labels (``_save`` crops to take it in)."""
+    if handles:
+        fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0), ncol=1 if len(handles) <= 4 else 2)
+
+
+def _lora_ranks(results) -> list[int]:
+    return sorted({r.trial.rank for r in results if r.trial.is_lora and r.trial.rank})
+
+
+def _mark_ranks(ax, ranks: Sequence[int], axis: str = "y") -> None:
+    """A dotted grey line at each LoRA rank r, labelled, the bound a rank-r update cannot pass."""
+    for rank in ranks:
+        if axis == "y":
+            ax.axhline(rank, color="grey", ls=":", lw=1)
+            ax.annotate(f"r={rank}", (1, rank), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                        textcoords="offset points", va="center", fontsize=7, color="grey")
+        else:
+            ax.axvline(rank, color="grey", ls=":", lw=1)
+            ax.annotate(f"r={rank}", (rank, 1), xycoords=("data", "axes fraction"), xytext=(2, -8),
+                        textcoords="offset points", fontsize=7, color="grey")
+
+
 def rank90_by_kind(results, path: Path) -> Path:
-    """Mean rank for 90% of dW's variance per matrix type, one bar per trial."""
+    """Mean rank for 90% of dW's variance per matrix type, one bar per trial (a colour each,
+    LoRA hatched); a trial that did not adapt a matrix type has no bar there."""
     kinds = sorted({s.kind for r in results for s in r.spectra})
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(kinds) + 2), 4.5))
     width = 0.8 / max(len(results), 1)
-    colors = _colors([r.method for r in results])
+    colors = _colors([r.label for r in results])
     x = np.arange(len(kinds))
     for i, result in enumerate(results):
         groups = by_kind(result.spectra)
-        heights = [mean(s.rank90 for s in groups[k]) if k in groups else 0 for k in kinds]
-        ax.bar(x + i * width - 0.4 + width / 2, heights, width, color=colors[result.method],
+        where = [j for j, k in enumerate(kinds) if k in groups]
+        ax.bar(x[where] + i * width - 0.4 + width / 2,
+               [mean(s.rank90 for s in groups[kinds[j]]) for j in where], width,
+               color=colors[result.label], hatch="//" if result.trial.is_lora else None,
                label=result.label, edgecolor="black", lw=0.3)
-    for result in results:
-        if result.trial.is_lora and result.trial.rank:
-            ax.axhline(result.trial.rank, color=colors[result.method], ls=":", lw=1)
+    _mark_ranks(ax, _lora_ranks(results))
     ax.set_xticks(x, kinds, rotation=30)
     ax.set_ylabel("rank explaining 90% of dW variance")
-    ax.set_title("Rank of the weight change, full FT vs LoRA (dotted: LoRA r)")
-    _legend(ax, len(results))
+    ax.set_title("Rank of the weight change, full FT vs LoRA (hatched: LoRA; dotted: LoRA r)")
+    _below(fig, *ax.get_legend_handles_labels())
     return _save(fig, path)
 
 
 def rank90_by_layer(results, path: Path) -> Path:
-    """Rank@90% of dW against layer index, one line per trial and matrix type."""
+    """Rank@90% of dW against layer index, one line per trial (mean over the layer's matrices)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = _colors([r.method for r in results])
+    colors = _colors([r.label for r in results])
+    all_layers: set[int] = set()
     for i, result in enumerate(results):
         layers = sorted({s.layer for s in result.spectra if s.layer is not None})
+        all_layers.update(layers)
         ranks = [mean(s.rank90 for s in result.spectra if s.layer == layer) for layer in layers]
-        ax.plot(layers, ranks, marker=MARKERS[i % len(MARKERS)], color=colors[result.method],
-                label=result.label)
+        ax.plot(layers, ranks, marker=MARKERS[i % len(MARKERS)], color=colors[result.label],
+                ls="--" if result.trial.is_lora else "-", label=result.label)
+    _mark_ranks(ax, _lora_ranks(results))
+    if 0 < len(all_layers) <= 16:
+        ax.set_xticks(sorted(all_layers))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer")
     ax.set_ylabel("mean rank@90% over the layer's matrices")
-    ax.set_title("Rank of the weight change per layer")
-    _legend(ax, len(results))
+    ax.set_title("Rank of the weight change per layer (dashed: LoRA; dotted: LoRA r)")
+    _below(fig, *ax.get_legend_handles_labels())
     return _save(fig, path)
 
 
+def _per_index_mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    n = min(len(a) for a in arrays)
+    return np.mean([np.asarray(a)[:n] for a in arrays], axis=0)
+
+
 def spectra(results, path: Path) -> Path:
-    """Left: singular values of W_base vs W_tuned (first matrix of each trial's first type).
-    Right: cumulative variance of dW, mean over that trial's matrices."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    """Three views of the same matrices, each curve a trial's mean over the matrices it changed:
+    left, dW's singular values (relative to W_base's largest; log scale, so LoRA's drop
+    after rank r shows); middle, how each singular value of W moved (tuned minus base,
+    relative to W_base's largest), which the raw spectra hide under their overlap; right,
+    the cumulative variance of dW."""
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.5))
     colors = _colors([r.label for r in results])
+    floor = np.inf
     for result in results:
         if not result.spectra:
             continue
-        first = result.spectra[0]
-        if result is results[0]:
-            left.plot(first.base, color="black", lw=2, label=f"W_base ({first.name})")
-        left.plot(first.tuned, color=colors[result.label], lw=1, ls="--",
-                  label=f"W_tuned: {result.label}")
-        n = min(len(s.delta) for s in result.spectra)
-        curve = np.mean([variance_curve(s.delta)[:n] for s in result.spectra], axis=0)
-        right.plot(np.arange(1, n + 1), curve, color=colors[result.label], label=result.label)
+        color = colors[result.label]
+        ls = "--" if result.trial.is_lora else "-"
+        scale = [max(float(s.base[0]), 1e-30) if len(s.base) else 1.0 for s in result.spectra]
+        delta = _per_index_mean([s.delta / top for s, top in zip(result.spectra, scale)])
+        k = np.arange(1, len(delta) + 1)
+        floor = min(floor, 1e-6 * max(float(delta[0]), 1e-30))
+        left.plot(k, delta, color=color, ls=ls, label=result.label)
+        shift = _per_index_mean([(s.tuned - s.base) / top
+                                 for s, top in zip(result.spectra, scale)])
+        middle.plot(np.arange(1, len(shift) + 1), shift, color=color, ls=ls)
+        curve = _per_index_mean([variance_curve(s.delta) for s in result.spectra])
+        right.plot(np.arange(1, len(curve) + 1), curve, color=color, ls=ls)
+    ranks = _lora_ranks(results)
+    for ax in (left, right):
+        _mark_ranks(ax, ranks, axis="x")
     left.set_yscale("log")
-    left.set_xlabel("index")
-    left.set_ylabel("singular value")
-    left.set_title("Spectrum of W_tuned vs W_base")
+    if np.isfinite(floor):
+        left.set_ylim(bottom=floor)  # below this, a rank-r update's tail is rounding error
+    left.set_xlabel("index k")
+    left.set_ylabel(r"$\sigma_k(\Delta W)\,/\,\sigma_1(W_{base})$")
+    left.set_title("Spectrum of the weight change dW")
+    middle.axhline(0, color="grey", lw=0.5)
+    middle.set_xlabel("index k")
+    middle.set_ylabel(r"$(\sigma_k(W_{tuned}) - \sigma_k(W_{base}))\,/\,\sigma_1(W_{base})$")
+    middle.set_title("How W's singular values moved")
     right.axhline(0.9, color="grey", ls=":", lw=1)
     right.set_xlabel("rank k")
     right.set_ylabel("variance of dW explained by top k")
     right.set_title("Cumulative variance of dW")
-    _legend(left, len(results) + 1)
-    _legend(right, len(results))
+    _below(fig, *left.get_legend_handles_labels())
     return _save(fig, path)
 
 
 def intruders(results, path: Path) -> Path:
-    """Intruder dimensions per trial (total over its matrices), coloured by method."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(results) + 3), 4.5))
+    """Intruder dimensions per trial (total over its matrices), one horizontal bar each so
+    that whole trial labels fit, coloured by method, each bar labelled with its count."""
+    fig, ax = plt.subplots(figsize=(8.0, max(2.5, 0.45 * len(results) + 1.5)))
     colors = _colors([r.method for r in results])
-    labels = [r.label for r in results]
-    ax.bar(range(len(results)), [r.intruder_count for r in results],
-           color=[colors[r.method] for r in results], edgecolor="black", lw=0.3)
-    ax.set_xticks(range(len(results)), labels, rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("intruder dimensions (all matrices)")
+    y = np.arange(len(results))
+    counts = [r.intruder_count for r in results]
+    ax.barh(y, counts, color=[colors[r.method] for r in results], edgecolor="black", lw=0.3)
+    for i, result in enumerate(results):
+        ax.annotate(f"{counts[i]} in {len(result.intruders)} matrices", (counts[i], i),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.set_yticks(y, [r.label for r in results], fontsize=7)
+    ax.invert_yaxis()  # first trial on top, as in the table
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(counts, default=0) * 1.25 + 1)
+    ax.set_xlabel("intruder dimensions (all matrices)")
     ax.set_title("Intruder dimensions per trial")
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color=color, label=method) for method, color in colors.items()],
-              fontsize=7, frameon=False)
+    _below(fig, [Patch(color=color) for color in colors.values()], list(colors))
     return _save(fig, path)
