@@ -40,6 +40,8 @@ class SearchPlan:
     """The trials, when known before the sweep runs (grid); None for samplers."""
     description: list[str] = field(default_factory=list)
     """Lines printed by --dry-run and before every sweep."""
+    columns: dict = field(default_factory=dict)
+    """Config path -> header of the columns Tune's progress table shows for each trial."""
 
 
 SEARCHES: dict[str, Callable[[Any], SearchPlan]] = {}
@@ -62,8 +64,27 @@ def grid(spec) -> SearchPlan:
     from ray import tune
 
     trials = spec.trials()
-    return SearchPlan({"trial": tune.grid_search([t.to_dict() for t in trials])}, 1, trials=trials,
+    return SearchPlan({"trial": tune.grid_search([t.key for t in trials]), **table_columns(trials)}, 1,
+                      trials=trials, columns={name: name for name in TABLE_COLUMNS},
                       description=[f"search grid: {len(trials)} trials, every combination of the grids"])
+
+
+TABLE_COLUMNS = ("method", "lr", "rank", "targets")
+"""What Tune's progress table shows of each grid trial, one column each."""
+
+
+def table_columns(trials: list[TrialSpec]) -> dict:
+    """Derived config entries (``sample_from`` of the grid's trial key) that Tune's progress
+    table shows as columns: method, lr, rank and targets instead of a truncated dict. The
+    trial itself is its key (``trial_of_config`` looks it up in the spec)."""
+    from ray import tune
+
+    rows = {t.key: t.params() for t in trials}
+
+    def column(name):
+        return tune.sample_from(lambda s: rows[s.config["trial"]].get(name, "-"))
+
+    return {name: column(name) for name in TABLE_COLUMNS}
 
 
 def _log_range(lrs) -> tuple[float, float]:
@@ -126,7 +147,9 @@ def _sampler(spec, *, multi: bool) -> SearchPlan:
     searcher = MilestoneResults(OptunaSearch(metric=metric, mode=mode, seed=spec.seeds[0]))
     description = [f"search {spec.search}: Optuna TPE draws {spec.num_samples} trials, each its own run; "
                    f"it optimizes {goal}"] + _describe_space(spec)
-    return SearchPlan({"sample": sample_space(spec)}, spec.num_samples, searcher, description=description)
+    columns = {f"sample/{key}": key.replace("_", " ") for key in sample_space(spec) if key != "seed"}
+    return SearchPlan({"sample": sample_space(spec)}, spec.num_samples, searcher, description=description,
+                      columns=columns)
 
 
 def optuna(spec) -> SearchPlan:
@@ -145,7 +168,13 @@ register_search("pareto", pareto)
 
 
 def trial_of_config(spec, config: dict) -> TrialSpec:
-    """The trial a Tune config describes (a grid entry or a sampler's draw)."""
-    if "trial" in config:
+    """The trial a Tune config describes (a grid trial's key or a sampler's draw)."""
+    if isinstance(config.get("trial"), dict):  # a sweep started before trials were keys
         return TrialSpec.from_dict(config["trial"])
+    if "trial" in config:
+        by_key = {t.key: t for t in spec.trials()}
+        if config["trial"] not in by_key:
+            raise ConfigError("trial", config["trial"], "is not a trial of this study (was the study "
+                              "changed since the sweep started? --resume needs the same study)")
+        return by_key[config["trial"]]
     return trial_of_sample(spec, config["sample"])

@@ -331,7 +331,7 @@ def test_a_toy_search_is_one_registration(capsys):
         trials = spec.trials()[:1]
         from ray import tune
 
-        return SearchPlan({"trial": tune.grid_search([t.to_dict() for t in trials])}, 1, trials=trials,
+        return SearchPlan({"trial": tune.grid_search([t.key for t in trials])}, 1, trials=trials,
                           description=["search first: the first trial of the grid"])
 
     register_search("first", first_trial_only)
@@ -379,3 +379,22 @@ def test_a_full_disk_is_named_as_one():
     except EOFError as outer:
         assert describe_error(outer).startswith("disk full: [Errno 28] No space left on device")
     assert describe_error(ValueError("x")) == "ValueError: x"
+
+
+def test_tune_sees_each_grid_trial_as_its_key_with_method_lr_rank_targets_columns():
+    """Tune's progress table shows method, lr, rank and targets as columns (not a dict), and
+    every resolved Tune config maps back to its own trial."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from lfl_ray.sweep.search import plan_search, trial_of_config
+
+    spec = load_study("code_ift", preset="smoke").spec()
+    plan = plan_search(spec)
+    assert list(plan.columns) == ["method", "lr", "rank", "targets"]
+    configs = [config for _, config in generate_variants(plan.param_space)]
+    assert [trial_of_config(spec, c) for c in configs] == spec.trials()
+    for config, trial in zip(configs, spec.trials()):
+        assert config["method"] == trial.method.name and config["lr"] == trial.lr
+        assert config["rank"] == (trial.params().get("rank", "-"))
+    optuna = plan_search(replace(spec, search="optuna", num_samples=3, scheduler="none"))
+    assert {"sample/method", "sample/rank", "sample/targets"} <= set(optuna.columns)
