@@ -23,6 +23,21 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture
+def no_ray_work(monkeypatch):
+    """Fail the test if the code under test starts or joins a Ray cluster (``init_ray`` or
+    ``ray.init``), whether or not another test of this session already started one."""
+    import ray
+
+    import lfl_ray.ray_runtime
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray work started where none may start")
+
+    monkeypatch.setattr(lfl_ray.ray_runtime, "init_ray", refuse)
+    monkeypatch.setattr(ray, "init", refuse)
+
+
 @pytest.fixture(scope="session")
 def pattern_blocks():
     """A learnable token stream (a repeated random 50-token pattern) in 64-token blocks."""

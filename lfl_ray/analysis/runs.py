@@ -117,12 +117,6 @@ class Trial:
         return tuple(str(modules).split("+")) if modules else ()
 
     @property
-    def target_modules(self) -> tuple[str, ...]:
-        """The modules this LoRA trial adapted (what ``targets`` means on its architecture)."""
-        modules = self.params.get(Param.TARGET_MODULES) if self.is_lora else None
-        return tuple(str(modules).split("+")) if modules else ()
-
-    @property
     def seed(self) -> str:
         return str(self.params.get(Param.SEED, ""))
 

@@ -10,6 +10,8 @@ import yaml
 
 from lfl_ray.sweep.cli import main
 
+pytestmark = pytest.mark.usefixtures("no_ray_work")  # nothing here may start Ray
+
 BASE = {
     "model": "tiny-llama", "max_train_blocks": 16, "heldout_blocks": 4, "general_blocks": 4,
     "full": [], "lora": [{"ranks": [4], "lrs": [1e-3], "targets": ["all"]}],
@@ -111,8 +113,6 @@ CASES = [
 
 @pytest.mark.parametrize("files,data,needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_data_exits_2_naming_the_field_before_ray(files, data, needles, tmp_path, monkeypatch, capsys):
-    import ray
-
     for relative, text in files.items():
         target = tmp_path / relative
         if text is None:
@@ -126,11 +126,9 @@ def test_bad_data_exits_2_naming_the_field_before_ray(files, data, needles, tmp_
     study.write_text(yaml.safe_dump({**BASE, **data}))
     monkeypatch.chdir(tmp_path)
     before = set(tmp_path.rglob("*"))
-    ray_before = ray.is_initialized()
     code = main([str(study), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert ray.is_initialized() == ray_before
     assert set(tmp_path.rglob("*")) == before  # no MLflow store, no Tune folder
     assert "Traceback" not in err
     for needle in needles:

@@ -14,6 +14,8 @@ from lfl_ray.sweep import FullGrid, LoraGrid, Resources, SweepSpec
 from lfl_ray.sweep.cli import main
 from lfl_ray.sweep.study import load_study, shipped_studies
 
+pytestmark = pytest.mark.usefixtures("no_ray_work")  # nothing here may start Ray
+
 PRESETS = ("paper", "cpu", "smoke")
 
 
@@ -55,15 +57,11 @@ def test_bad_spec_names_field_value_allowed(mutate, field, value):
 
 def _exit2(argv, tmp_path, monkeypatch, capsys) -> str:
     """Run ``lfl-ray sweep ARGV``: exit 2, no Ray started, nothing written in the folder."""
-    import ray
-
     monkeypatch.chdir(tmp_path)
     before = {p for p in tmp_path.rglob("*")}
-    ray_before = ray.is_initialized()
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
-    assert ray.is_initialized() == ray_before  # no Ray work started
     assert {p for p in tmp_path.rglob("*")} == before  # no MLflow store, no storage folder
     assert "Traceback" not in err
     return err
