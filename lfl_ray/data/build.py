@@ -193,7 +193,7 @@ def _heldout(groups: dict, spec: DataSpec, rows_of: _Rows, log) -> tuple[list[Ro
 
 def _train(groups: dict, heldout_docs: set[str], spec: DataSpec, rows_of: _Rows) -> list[Row]:
     """Training rows from every other document, in a seeded order, tokenized up to the cap."""
-    from tqdm import tqdm
+    from lfl_ray.progress import progress
 
     cap = spec.max_train_blocks
     items = train_order([r for doc_id, recs in groups.items() if doc_id not in heldout_docs for r in recs],
@@ -203,7 +203,7 @@ def _train(groups: dict, heldout_docs: set[str], spec: DataSpec, rows_of: _Rows)
     token_lists: list[list[int]] = []
     n_tokens = 0
     chunk = 16 if rows_of.kind == "cpt" else CHUNK
-    with tqdm(total=len(items), desc=f"{spec.regime} train", unit="rec", leave=False) as bar:
+    with progress(total=len(items), desc=f"{spec.regime} train", unit="rec") as bar:
         for start in range(0, len(items), chunk):
             batch = items[start:start + chunk]
             if rows_of.kind == "cpt":

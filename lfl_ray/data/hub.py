@@ -103,7 +103,7 @@ def _group(source: HubSource, record: dict, index: int) -> str:
 def hub_records(sources: tuple[HubSource, ...], kind: str, *, override: str | None, seed: int,
                 max_docs: int, cache_dir: Path, log=print) -> list[Example | Document]:
     """Examples (``kind == "ift"``) or documents read from a regime's hub sources."""
-    from tqdm import tqdm
+    from lfl_ray.progress import progress
 
     records: list[Example | Document] = []
     for source in hub_sources(sources, override):
@@ -115,7 +115,7 @@ def hub_records(sources: tuple[HubSource, ...], kind: str, *, override: str | No
                 if missing:
                     raise ConfigError("hub_dataset", source.dataset,
                                       f"must have columns {list(source.columns)}; it has {list(columns)}")
-            for index, row in enumerate(tqdm(rows, desc=source.label, total=max_docs, leave=False)):
+            for index, row in enumerate(progress(rows, desc=source.label, total=max_docs, unit="row")):
                 doc_id = _group(source, row, index)
                 if kind == "ift":
                     instruction, response = row[source.instruction], row[source.response]

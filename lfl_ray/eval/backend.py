@@ -24,7 +24,7 @@ import contextlib
 from typing import Protocol, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from lfl_ray.progress import progress, progress_mode
 
 MAX_LENGTH = 2048
 """Longest scored sequence; longer inputs lose their oldest context tokens."""
@@ -109,7 +109,7 @@ class HFBackend:
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
         out = [(0.0, False)] * len(sequences)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc=desc, leave=False, disable=not desc):
+        for batch in progress(batches, desc=desc, unit="batch"):
             width = max(len(sequences[i]) - 1 for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -151,8 +151,7 @@ class HFBackend:
         for i, score in zip(single, self._score([sequences[i] for i in single],
                                                 [n_conts[i] for i in single], desc)):
             out[i] = score
-        for idx in tqdm(shared, desc=f"{desc} (shared prefixes)", leave=False,
-                        disable=not desc or not shared):
+        for idx in progress(shared, desc=f"{desc} (shared prefixes)" if desc else "", disable=not shared):
             scores = self._score_shared(contexts[idx[0]], [sequences[i][len(contexts[i]):]
                                                            for i in idx])
             for i, score in zip(idx, scores):
@@ -221,7 +220,7 @@ class HFBackend:
         tok.padding_side = "left"
         try:
             chunks = [prompts[i:i + per_call] for i in range(0, len(prompts), per_call)]
-            for chunk in tqdm(chunks, desc=desc, leave=False, disable=not desc):
+            for chunk in progress(chunks, desc=desc, unit="batch"):
                 ids = [encode_text(tok, p, self.add_bos_token) for p in chunk]
                 enc = tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
                 enc = {k: v.to(device) for k, v in enc.items()}
@@ -307,7 +306,8 @@ class VLLMBackend:
             prompts.append({"prompt_token_ids": seq})
             n_conts.append(min(len(cont), len(seq) - 1))
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
-        outputs = self.engine.generate(prompts, params, lora_request=self.lora, use_tqdm=bool(desc))
+        outputs = self.engine.generate(prompts, params, lora_request=self.lora,
+                                       use_tqdm=bool(desc) and progress_mode() == "bars")
         scores = []
         for out, prompt, n in zip(outputs, prompts, n_conts):
             ids = prompt["prompt_token_ids"]
@@ -324,7 +324,7 @@ class VLLMBackend:
         params = SamplingParams(n=n, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens,
                                 stop=list(stop) or None, seed=seed)
         outputs = self.engine.generate(list(prompts), params, lora_request=self.lora,
-                                       use_tqdm=bool(desc))
+                                       use_tqdm=bool(desc) and progress_mode() == "bars")
         return [[cut_at_stop(c.text, stop) for c in out.outputs] for out in outputs]
 
 

@@ -17,7 +17,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from tqdm.auto import tqdm
+from lfl_ray.progress import progress
 
 from lfl_ray.eval.prompts import chat_prompt, extract_code
 from lfl_ray.eval.sandbox import Check, run_untrusted
@@ -79,8 +79,8 @@ def check_programs(programs: list[Check | str], *, timeout: float = 10.0,
     checks = [_as_check(p, problems) for p in programs]
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda c: run_untrusted(c, timeout=timeout), checks),
-                            total=len(checks), desc=desc, leave=False, disable=not desc))
+        results = list(progress(pool.map(lambda c: run_untrusted(c, timeout=timeout), checks),
+                                total=len(checks), desc=desc, unit="program"))
     return [r.passed for r in results]
 
 

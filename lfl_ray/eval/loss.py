@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from lfl_ray.progress import progress
 
 from lfl_ray.data.blocks import IGNORE_INDEX, TokenBlocks
 from lfl_ray.eval.backend import model_device
@@ -79,7 +79,7 @@ def scan_blocks(model, blocks: TokenBlocks, *, batch_size: int = 8, losses: bool
     nlls: list[float] | None = [] if losses else None
     kls: list[float] | None = [] if reference is not None else None
     batches = list(_batches(blocks, batch_size))
-    for start, ids, labels, mask in tqdm(batches, desc=desc, leave=False, disable=not desc):
+    for start, ids, labels, mask in progress(batches, desc=desc, unit="batch"):
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         logp = logits[:, :-1].float().log_softmax(-1)
         del logits
@@ -104,7 +104,7 @@ def drift_reference(model, blocks: TokenBlocks, *, k: int = TOP_K, batch_size: i
     device = model_device(model)
     ids_out, lp_out = [], []
     batches = list(_batches(blocks, batch_size))
-    for _, ids, labels, mask in tqdm(batches, desc=desc, leave=False, disable=not desc):
+    for _, ids, labels, mask in progress(batches, desc=desc, unit="batch"):
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         logp = logits[:, :-1].float().log_softmax(-1)
         keep = _positions(labels).to(device)
