@@ -4,8 +4,10 @@ One experiment per sweep (named after it, created with an absolute artifact loca
 
 - **parent run** (``Tag.ROLE = Role.SWEEP``): the flattened sweep spec as params, the spec
   itself as ``Artifact.SWEEP_SPEC``, the base model's eval metrics as ``base/<metric>`` at
-  step 0 and its per-item EvalResult JSON as ``Artifact.BASE_EVAL``; ``Tag.STATUS`` when
-  it ends. ``lfl-ray analyse`` logs its figures and tables under ``Artifact.ANALYSIS``.
+  step 0 and its per-item EvalResult JSON as ``Artifact.BASE_EVAL``, the held-out and
+  general-text rows every trial is measured on (``Artifact.HELDOUT_DATA``,
+  ``Artifact.GENERAL_DATA``); ``Tag.STATUS`` when it ends. The experiment's description is
+  ``experiment_description``. ``lfl-ray analyse`` logs its figures and tables under ``Artifact.ANALYSIS``.
 - **one child run per trial** (``Tag.ROLE = Role.TRIAL``), nested by ``Tag.PARENT``, named
   and found again by ``Tag.TRIAL_KEY`` (a resumed or retried trial keeps one run), grouped by
   ``Tag.FAMILY``; ``Tag.REGIME``, ``Tag.STATUS`` (see ``Status``), ``Tag.ERROR`` when it
@@ -14,15 +16,20 @@ One experiment per sweep (named after it, created with an absolute artifact loca
   ``Metric.TRAINING`` along training and, at each eval milestone, ``learning``,
   ``forgetting`` with their ``_se``, every eval metric ``<m>`` with ``<m>_delta`` and
   ``<m>_delta_se`` (change from base, paired SE), and the per-item EvalResult JSON as
-  ``Artifact.milestone_eval(tokens)``.
+  ``Artifact.milestone_eval(tokens)``; ``Metric.TOKENS`` repeats the step as a value, for the
+  UI's x-axis. Its inputs (``log_datasets``): the training, held-out and general-text
+  datasets. A LoRA trial logs its latest adapter as ``Artifact.ADAPTER``; full finetuning
+  logs no weights (``Tag.CHECKPOINT`` says where they are). System metrics
+  (``Metric.SYSTEM_PREFIX``) come from MLflow's own monitor.
 
 Writers: the sweep driver (``ensure_experiment``, ``start_parent``, ``log_base``,
-``end_run``), the Tune trainable (``child_run``, ``record_error``, ``end_run``), the status
-callback (``find_trial_runs``, ``running_trials``, ``set_checkpoint``, ``clear_error``,
-``end_run``) and the training loop (``log_trainable_params``, ``log_training``,
-``log_milestone``). The reader is ``lfl_ray.analysis.runs``; it takes every name from here.
-``tests/analysis`` writes its synthetic sweeps through these functions, so a change of
-layout that the reader does not follow fails a test.
+``log_eval_data``, ``end_run``), the Tune trainable (``child_run``, ``log_datasets``,
+``record_error``, ``end_run``), the status callback (``find_trial_runs``, ``running_trials``,
+``set_checkpoint``, ``clear_error``, ``end_run``) and the training loop
+(``log_trainable_params``, ``log_training``, ``log_milestone``, ``log_adapter``). The reader
+is ``lfl_ray.analysis.runs``; it takes every name from here. ``tests/analysis`` writes its
+synthetic sweeps through these functions, so a change of layout that the reader does not
+follow fails a test.
 
 MLflow is imported inside the functions: this module is imported by Ray workers and CLIs
 that should not pay for it until they log.
@@ -34,7 +41,7 @@ import os
 import socket
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,7 +67,8 @@ class Tag:
     ERROR = "lfl.error"
     """The end of the error text (traceback) of a FAILED run, at most ``ERROR_CHARS``."""
     CHECKPOINT = "lfl.checkpoint"
-    """Folder of the trial's last checkpoint (an HF model or peft adapter under ``model/``)."""
+    """Folder of the trial's last checkpoint (an HF model or peft adapter under ``model/``):
+    for full finetuning, where its weights are (too large to log as an artifact)."""
 
 
 class Role:
@@ -135,13 +143,16 @@ class Metric:
     """The learning rate the scheduler set at that step (the param ``lr`` is the trial's peak rate)."""
     TOKENS_PER_S = "tokens_per_s"
     """Training throughput since the last report (all workers)."""
+    TOKENS = "tokens"
+    """Training tokens seen (all workers), logged with every training report and milestone, so
+    the MLflow UI can plot any metric against tokens (x-axis: this metric)."""
     TRAINABLE_PARAMS = "trainable_params"
     """Trainable parameter count (step 0, once)."""
     TRAINABLE_FRACTION = "trainable_fraction"
     """Trainable parameters over all parameters (step 0, once)."""
     MILESTONE = "milestone"
     """1-based milestone index: reported to Ray Tune (ASHA's time attribute), not to MLflow."""
-    TRAINING = (TRAIN_LOSS, LR, TOKENS_PER_S, TRAINABLE_PARAMS, TRAINABLE_FRACTION, MILESTONE)
+    TRAINING = (TRAIN_LOSS, LR, TOKENS_PER_S, TOKENS, TRAINABLE_PARAMS, TRAINABLE_FRACTION, MILESTONE)
     """Metrics that are not eval results (the reader leaves them out of milestones)."""
 
     EVAL_SECONDS = "eval_seconds"
@@ -159,6 +170,10 @@ class Metric:
     """``<m>_delta_se``: the paired standard error of ``<m>_delta``."""
     DIVERSITY_PREFIX = "diversity_"
     """The diversity suite's metrics (``diversity_unique``, ``diversity_distinct_2``, ...)."""
+    SYSTEM_PREFIX = "system/"
+    """Trial: MLflow's system metrics while it trained (``system/cpu_utilization_percentage``,
+    ``system/system_memory_usage_megabytes``, ``system/gpu_*`` ...), every ~10 s; their steps
+    count samples, not tokens (``lfl_ray.train.system_metrics``)."""
 
 
 def base_metric(name: str) -> str:
@@ -242,6 +257,14 @@ class Artifact:
     """Parent: the base model's EvalResult (per-item values pair every trial's with it)."""
     ANALYSIS = "analysis"
     """Parent: what ``lfl-ray analyse`` logged (figures, tables, ``report.html``)."""
+    ADAPTER = "adapter"
+    """Trial (LoRA): the adapter of its latest milestone, in peft format (``adapter_config.json``,
+    ``adapter_model.safetensors``); ``lfl-ray eval --adapter RUN_ID`` loads it back. Full
+    finetuning logs no weights: ``Tag.CHECKPOINT`` says where they are."""
+    HELDOUT_DATA = "data/heldout.pt"
+    """Parent: the held-out TokenBlocks every trial's ``heldout_loss`` is measured on."""
+    GENERAL_DATA = "data/general.pt"
+    """Parent: the general-text TokenBlocks of ``general_loss`` and ``drift``."""
 
     @staticmethod
     def milestone_eval(tokens: int) -> str:
@@ -381,6 +404,48 @@ def ensure_experiment(tracking_uri: str, name: str, description: str = "") -> st
     return experiment_id
 
 
+def experiment_description(spec, note: str = "") -> str:
+    """The experiment's description (markdown, shown atop its runs in the MLflow UI): what the
+    sweep trains, on what, for how long, what ``learning`` and ``forgetting`` mean and how to
+    read the runs. ``spec`` is a SweepSpec; ``note`` the study file's own description."""
+    budget, evals = spec.budget, spec.eval
+    learning = getattr(evals, "learning_metric", "heldout_loss")
+    forgetting = getattr(evals, "forgetting_metric", "general_loss")
+    suites = ", ".join(getattr(evals, "suites", None) or ("heldout_loss", "general_loss"))
+    custom = getattr(spec, "data", None)
+    data = (f"your {custom.kind} `{custom.label}` from {custom.source}" if custom is not None
+            else f"the built-in `{spec.regime}` data ({spec.data_source})")
+    lines = [note.strip(), ""] if note.strip() else []
+    lines += [
+        f"**LoRA vs full finetuning** of `{spec.model}` on {data}.",
+        "",
+        f"- **Budget per trial**: {budget.steps} optimizer steps x {budget.global_batch_size} rows x "
+        f"{budget.seq_len} tokens = {budget.total_tokens:,} tokens; evals at steps "
+        f"{', '.join(str(m) for m in budget.milestones)} ({suites}).",
+        f"- **`{Metric.LEARNING}`**: how much a trial learned by a milestone: the change of `{learning}` "
+        "from the base model, signed so that higher = learned more (a loss's drop).",
+        f"- **`{Metric.FORGETTING}`**: how much it forgot: the change of `{forgetting}` from the base "
+        "model, signed so that higher = forgot more (negative: the general score improved).",
+        "- `<m>_delta`: an eval metric's change from the base model (the parent run holds `base/<m>`); "
+        "`<m>_delta_se`, `learning_se`, `forgetting_se`: paired standard errors over the same eval items.",
+        "",
+        "**Reading the runs.** The parent run (`lfl.role = sweep`) holds the sweep spec "
+        f"(params, `{Artifact.SWEEP_SPEC}`), the base model's evals, the held-out and general-text rows "
+        f"every trial is measured on (`{Artifact.HELDOUT_DATA}`, `{Artifact.GENERAL_DATA}`) and, after "
+        f"`lfl-ray analyse`, the report under `{Artifact.ANALYSIS}/`. Each trial is a run nested under it "
+        f"(`lfl.role = trial`), grouped by `{Tag.FAMILY}`; `{Tag.STATUS}` is {Status.FINISHED}, "
+        f"{Status.EARLY_STOPPED} (the scheduler stopped a weak trial: no failure, so MLflow shows it "
+        f"FINISHED), {Status.FAILED} (the error in `{Tag.ERROR}`) or {Status.INTERRUPTED} (Ctrl-C; "
+        "`--resume` continues it). Metric steps are training tokens seen; the metric "
+        f"`{Metric.TOKENS}` holds the same number, so a chart can use it as its x-axis. A trial's "
+        "Datasets are what it trained on and was measured on (rows, tokens, digest). A LoRA trial "
+        f"logs its adapter under `{Artifact.ADAPTER}/`; a full-finetuning trial logs no weights, "
+        f"`{Tag.CHECKPOINT}` says where they are. `lfl-ray eval --adapter <run id>` measures either "
+        f"again on the same rows. `{Metric.SYSTEM_PREFIX}*`: CPU, memory (and GPU) while the trial trained.",
+    ]
+    return "\n".join(lines)
+
+
 def find_runs(tracking_uri: str, experiment_id: str, filter_string: str) -> list:
     """Runs of the experiment matching a ``search_runs`` filter (every page)."""
     return search_all(client(tracking_uri), experiment_id, filter_string)
@@ -473,9 +538,10 @@ def log_trainable_params(tracking_uri: str, run_id: str, trainable_params: int,
 
 def log_training(tracking_uri: str, run_id: str, tokens: int, *, train_loss: float, lr: float,
                  tokens_per_s: float) -> None:
-    """One training report at ``tokens`` tokens seen."""
+    """One training report at ``tokens`` tokens seen (also logged as ``Metric.TOKENS``)."""
     RunLogger(tracking_uri, run_id).log_metrics(
-        {Metric.TRAIN_LOSS: train_loss, Metric.LR: lr, Metric.TOKENS_PER_S: tokens_per_s}, step=tokens)
+        {Metric.TRAIN_LOSS: train_loss, Metric.LR: lr, Metric.TOKENS_PER_S: tokens_per_s, Metric.TOKENS: tokens},
+        step=tokens)
 
 
 def log_milestone(tracking_uri: str, run_id: str, tokens: int, metrics: Mapping[str, float],
@@ -484,8 +550,94 @@ def log_milestone(tracking_uri: str, run_id: str, tokens: int, metrics: Mapping[
     every ``<m>``, ``<m>_delta``, ``<m>_delta_se``) at step ``tokens`` (non-finite values are
     dropped) and the EvalResult JSON as ``Artifact.milestone_eval(tokens)``."""
     logger = RunLogger(tracking_uri, run_id)
-    logger.log_metrics(dict(metrics), step=tokens)
+    logger.log_metrics({**metrics, Metric.TOKENS: tokens}, step=tokens)
     logger.log_json(eval_json, Artifact.milestone_eval(tokens))
+
+
+def log_adapter(tracking_uri: str, run_id: str, folder: str | os.PathLike) -> None:
+    """The LoRA adapter folder (peft format) as ``Artifact.ADAPTER``, replacing an earlier one."""
+    with_retries(lambda: client(tracking_uri).log_artifacts(run_id, str(folder), artifact_path=Artifact.ADAPTER),
+                 "log adapter")
+
+
+def log_eval_data(tracking_uri: str, parent_id: str, heldout, general) -> None:
+    """The sweep's held-out and general-text TokenBlocks on the parent run (``Artifact.HELDOUT_DATA``,
+    ``Artifact.GENERAL_DATA``), so ``lfl-ray eval --adapter`` measures a trial on the same rows."""
+    import tempfile
+
+    mlflow_client = client(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        for blocks, path in ((heldout, Artifact.HELDOUT_DATA), (general, Artifact.GENERAL_DATA)):
+            if blocks is None:
+                continue
+            folder, name = os.path.split(path)
+            blocks.save(Path(tmp) / name)
+            with_retries(lambda: mlflow_client.log_artifact(parent_id, str(Path(tmp) / name), folder),
+                         f"log {path}")
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """One dataset a trial trains on or is measured on, as ``log_datasets`` records it."""
+
+    name: str
+    """``<data>-train``, ``<data>-heldout`` (``<data>``: the regime or the study's data name),
+    ``general-text``."""
+    digest: str
+    """16 hex digits of sha256 over the token rows: equal digests, equal rows."""
+    source: str
+    """Where the rows came from: a local path, a hub dataset id, or ``offline:<regime>``."""
+    source_type: str
+    """MLflow's source kind: ``local`` (a path), ``hugging_face`` (a hub id), ``code`` (built
+    offline from packages)."""
+    rows: int
+    """Rows of ``seq_len`` tokens."""
+    tokens: int
+    """Tokens (padding left out)."""
+    loss_tokens: int
+    """Tokens that carry loss (a prompt's tokens do not)."""
+    context: str
+    """What the trial used it for: one of ``DatasetContext``."""
+    documents: int | None = None
+    """Source documents the rows come from (None where not counted)."""
+
+
+class DatasetContext:
+    """Values of MLflow's ``mlflow.data.context`` input tag (the UI shows it beside the name)."""
+
+    TRAINING = "training"
+    HELDOUT = "heldout"
+    """Measures learning (``heldout_loss``)."""
+    GENERAL = "general"
+    """Measures forgetting (``general_loss``, ``drift``)."""
+
+
+def log_datasets(tracking_uri: str, run_id: str, datasets) -> None:
+    """``log_input`` of each ``DatasetFacts`` on the run (the run page's Datasets), leaving out
+    those it has already (a resumed or retried trial logs no duplicate)."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    mlflow_client = client(tracking_uri)
+    run = with_retries(lambda: mlflow_client.get_run(run_id), "read run inputs")
+    logged = {(i.dataset.name, i.dataset.digest) for i in (run.inputs.dataset_inputs if run.inputs else [])}
+    inputs = []
+    for d in datasets:
+        if (d.name, d.digest) in logged:
+            continue
+        profile = {"num_rows": d.rows, "num_tokens": d.tokens, "num_loss_tokens": d.loss_tokens}
+        if d.documents is not None:
+            profile["num_documents"] = d.documents
+        # The UI reads a hub dataset's id from "path" and a local one's from "uri".
+        source = {"path" if d.source_type == "hugging_face" else "uri": d.source}
+        schema = {"mlflow_colspec": [{"name": c, "type": "long"} for c in ("input_ids", "labels", "attention_mask")]}
+        inputs.append(DatasetInput(Dataset(name=d.name, digest=d.digest, source_type=d.source_type,
+                                           source=json.dumps(source), schema=json.dumps(schema),
+                                           profile=json.dumps(profile)),
+                                   tags=[InputTag("mlflow.data.context", d.context)]))
+    if inputs:
+        with_retries(lambda: mlflow_client.log_inputs(run_id, datasets=inputs), "log datasets")
 
 
 def set_checkpoint(tracking_uri: str, run_id: str, folder: str) -> None:

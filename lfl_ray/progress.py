@@ -85,3 +85,15 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
 
         return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave)
     return Lines(iterable, desc=desc if mode == "lines" else "", total=total, unit=unit)
+
+
+def quiet_library_bars() -> None:
+    """Outside ``bars`` mode, turn off the bars that transformers and huggingface_hub draw
+    themselves ("Loading weights", "Writing model shards" at every full-FT checkpoint)."""
+    if progress_mode() == "bars":
+        return
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()  # huggingface_hub's too

@@ -4,8 +4,10 @@ That a written sweep reads back field for field is tested with the reader, in
 tests/analysis/test_runs.py.
 """
 
+import json
 
 import pytest
+import torch
 
 from lfl_ray import mlflow_schema as schema
 from lfl_ray.errors import ConfigError
@@ -74,3 +76,74 @@ def test_metric_names():
     assert schema.change_se_metric(schema.Metric.LEARNING) == "learning_se"
     assert schema.is_derived_metric("mc_mean_delta") and not schema.is_derived_metric("mc_mean")
     assert schema.Artifact.milestone_eval(4096) == "evals/milestone_4096.json"
+
+
+def test_datasets_are_logged_once_with_their_facts(store):
+    uri, experiment_id = store
+    parent = schema.start_parent(uri, experiment_id, name="p", regime="custom", params={}, spec_json=None,
+                                 resume=False)
+    run_id = schema.child_run(uri, experiment_id, parent, key="inputs", family="lora-r4-all", regime="custom",
+                              params={})
+    facts = [schema.DatasetFacts("qa-train", "a" * 16, "/data/qa.jsonl", "local", 17, 1854, 367,
+                                 schema.DatasetContext.TRAINING, documents=34),
+             schema.DatasetFacts("qa-heldout", "b" * 16, "/data/qa.jsonl", "local", 6, 328, 65,
+                                 schema.DatasetContext.HELDOUT),
+             schema.DatasetFacts("general-text", "c" * 16, "org/text", "hugging_face", 4, 512, 512,
+                                 schema.DatasetContext.GENERAL)]
+    schema.log_datasets(uri, run_id, facts)
+    schema.log_datasets(uri, run_id, facts)  # a resumed trial logs them again: no duplicate
+    inputs = {i.dataset.name: i for i in _run(uri, run_id).inputs.dataset_inputs}
+    assert sorted(inputs) == ["general-text", "qa-heldout", "qa-train"]
+    train = inputs["qa-train"]
+    assert (train.dataset.digest, train.dataset.source_type) == ("a" * 16, "local")
+    assert json.loads(train.dataset.source) == {"uri": "/data/qa.jsonl"}
+    assert json.loads(train.dataset.profile) == {"num_rows": 17, "num_tokens": 1854, "num_loss_tokens": 367,
+                                                 "num_documents": 34}
+    assert json.loads(inputs["general-text"].dataset.source) == {"path": "org/text"}  # the UI links hub ids
+    assert {i.tags[0].value for i in inputs.values()} == {"training", "heldout", "general"}
+
+
+def test_adapter_and_eval_rows_are_artifacts(store, tmp_path):
+    from lfl_ray.data.blocks import TokenBlocks
+
+    uri, experiment_id = store
+    parent = schema.start_parent(uri, experiment_id, name="p", regime="custom", params={}, spec_json=None,
+                                 resume=False)
+    run_id = schema.child_run(uri, experiment_id, parent, key="adapter", family="lora-r4-all", regime="custom",
+                              params={})
+    mlflow_client = schema.client(uri)
+    for version in ("first", "latest"):  # each milestone's adapter replaces the one before
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "adapter_config.json").write_text(json.dumps({"version": version}))
+        schema.log_adapter(uri, run_id, tmp_path / version)
+    local = mlflow_client.download_artifacts(run_id, f"{schema.Artifact.ADAPTER}/adapter_config.json", str(tmp_path))
+    assert json.loads(open(local).read()) == {"version": "latest"}
+    blocks = TokenBlocks.from_stream(torch.arange(64), 16)
+    schema.log_eval_data(uri, parent, blocks, None)
+    assert [a.path for a in mlflow_client.list_artifacts(parent, "data")] == [schema.Artifact.HELDOUT_DATA]
+    back = TokenBlocks.load(mlflow_client.download_artifacts(parent, schema.Artifact.HELDOUT_DATA, str(tmp_path)))
+    assert torch.equal(back.input_ids, blocks.input_ids) and back.doc_ids == blocks.doc_ids
+
+
+def test_the_experiment_description_says_what_the_runs_mean():
+    from lfl_ray.sweep.study import load_study
+
+    spec = load_study("code_ift", preset="smoke", name="described").spec()
+    text = schema.experiment_description(spec, "Does LoRA forget less on code?")
+    assert text.startswith("Does LoRA forget less on code?")
+    for words in (spec.model, f"{spec.budget.total_tokens:,} tokens", "**`learning`**", "**`forgetting`**",
+                  "EARLY_STOPPED", "`tokens`", "`adapter/`", "lfl-ray eval --adapter", "system/"):
+        assert words in text, words
+    assert "learning" in text and "higher = learned more" in text
+
+
+def test_training_reports_log_tokens_as_a_metric(store):
+    uri, experiment_id = store
+    parent = schema.start_parent(uri, experiment_id, name="p", regime="code_ift", params={}, spec_json=None,
+                                 resume=False)
+    run_id = schema.child_run(uri, experiment_id, parent, key="tokens", family="full", regime="code_ift",
+                              params={"lr": 1e-4})
+    schema.log_training(uri, run_id, 2048, train_loss=1.5, lr=1e-4, tokens_per_s=100.0)
+    history = schema.client(uri).get_metric_history(run_id, schema.Metric.TOKENS)
+    assert [(m.step, m.value) for m in history] == [(2048, 2048.0)]
+    assert schema.Metric.TOKENS in schema.Metric.TRAINING  # the reader leaves it out of eval milestones

@@ -46,3 +46,19 @@ def test_bars_are_tqdm(monkeypatch):
     bar = progress(range(2), desc="x")
     assert isinstance(bar, tqdm)
     bar.close()
+
+
+def test_library_bars_follow_the_mode(monkeypatch):
+    from transformers.utils import logging as transformers_logging
+
+    from lfl_ray.progress import quiet_library_bars
+
+    monkeypatch.setenv("LFL_RAY_PROGRESS", "bars")
+    quiet_library_bars()
+    assert transformers_logging.is_progress_bar_enabled()
+    monkeypatch.setenv("LFL_RAY_PROGRESS", "lines")
+    try:
+        quiet_library_bars()
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()

@@ -126,6 +126,9 @@ def run_sweep(spec: SweepSpec, *, tracking_uri: str | None = None, storage_path:
     ``dashboard_host`` is where a local Ray binds its dashboard (loopback unless asked)."""
     from dataclasses import replace
 
+    from lfl_ray.progress import quiet_library_bars
+
+    quiet_library_bars()
     if max_concurrent is not None:
         spec = replace(spec, resources=replace(spec.resources, max_concurrent=max_concurrent))
     spec.validate()
@@ -173,33 +176,41 @@ def _run_claimed(spec: SweepSpec, plan: SearchPlan, *, tracking_uri: str, storag
     from ray import tune
 
     from lfl_ray.ray_runtime import init_ray, placement_groups_left
+    from lfl_ray.sweep.datasets import blocks_datasets, sweep_datasets
+    from lfl_ray.sweep.progress import TrainingProgress
     from lfl_ray.sweep.status import TrialStatusCallback, reconcile
 
     started = time.perf_counter()
     init_ray(use_gpu=spec.resources.use_gpu, dashboard_host=dashboard_host, log=log)
     if address:
         preflight.check_cluster_resources(spec)
-    experiment_id = schema.ensure_experiment(tracking_uri, spec.name, description=description)
+    experiment_id = schema.ensure_experiment(tracking_uri, spec.name,
+                                             description=schema.experiment_description(spec, description))
     parent = schema.start_parent(tracking_uri, experiment_id, name=spec.name, regime=spec.regime,
                                  params=schema.flatten(spec.to_dict()), spec_json=spec.to_dict(), resume=resume)
     try:
         evaluator = base = None
         if data is None:
-            data, _regime, evaluator, base = _prepare_evals(spec, log)
+            data, regime, evaluator, base = _prepare_evals(spec, log)
             schema.log_base(tracking_uri, parent, base.metrics, base.to_json())
+            # The rows every trial is measured on, so `lfl-ray eval --adapter RUN_ID` can measure again.
+            schema.log_eval_data(tracking_uri, parent, evaluator.heldout, evaluator.general)
+            datasets = sweep_datasets(data, regime, evaluator.general)
+        else:
+            datasets = blocks_datasets(data) if hasattr(data, "attention_mask") else ()
         # Train checkpoints live under the parent run: --resume (same parent) finds them, while a
         # new sweep of a reused name never picks up an old sweep's finished checkpoints.
         context = SweepContext(spec, tracking_uri, experiment_id, parent, data,
-                               f"{experiment_path}/train/{parent}", evaluator, base, faults)
+                               f"{experiment_path}/train/{parent}", evaluator, base, faults, datasets)
         trainable = tune.with_resources(tune.with_parameters(run_trial_in_tune, context=context), {"cpu": 0.01})
-        callback = TrialStatusCallback(spec, tracking_uri, experiment_id, parent)
+        callbacks = [TrialStatusCallback(spec, tracking_uri, experiment_id, parent), TrainingProgress(spec, log)]
         if resume:
             tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
         else:
             tuner = tune.Tuner(trainable, param_space=plan.param_space,
                                tune_config=_tune_config(spec, plan),
-                               run_config=_run_config(spec, storage, callback, plan))
+                               run_config=_run_config(spec, storage, callbacks, plan))
         # Reports between milestones carry training metrics only; the scheduler and searcher
         # act on the milestone reports that carry `learning`/`forgetting`.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
@@ -255,12 +266,12 @@ def _tune_config(spec: SweepSpec, plan: SearchPlan):
                            max_concurrent_trials=spec.resources.max_concurrent)
 
 
-def _run_config(spec: SweepSpec, storage: str, callback, plan: SearchPlan):
+def _run_config(spec: SweepSpec, storage: str, callbacks: list, plan: SearchPlan):
     from ray import tune
 
     reporter = tune.CLIReporter(parameter_columns=plan.columns, metric_columns=PROGRESS_METRICS,
                                 max_report_frequency=30, sort_by_metric=False)
-    return tune.RunConfig(name=spec.name, storage_path=storage, callbacks=[callback], progress_reporter=reporter,
+    return tune.RunConfig(name=spec.name, storage_path=storage, callbacks=callbacks, progress_reporter=reporter,
                           failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures))
 
 

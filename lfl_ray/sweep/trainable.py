@@ -38,6 +38,8 @@ class SweepContext:
     base: Any = None
     faults: dict[str, FaultInjection] = field(default_factory=dict)
     """Test-only faults by trial key."""
+    datasets: tuple = ()
+    """The DatasetFacts each trial's run logs as its inputs (``lfl_ray.sweep.datasets``)."""
 
 
 def stop_key(parent_run_id: str, trial_key: str) -> str:
@@ -86,6 +88,7 @@ def run_trial_in_tune(config: dict, context: SweepContext) -> None:
                               key=trial.key, family=trial.family, regime=spec.regime,
                               params=trial_params(spec, trial))
     try:
+        schema.log_datasets(context.tracking_uri, run_id, context.datasets)
         cfg = trial_config(spec, trial, fault=context.faults.get(trial.key))
         trainer = build_trainer(
             cfg, context.data, name=trial.key, storage_path=context.train_storage,

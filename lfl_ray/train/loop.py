@@ -3,29 +3,53 @@
 Reads top to bottom: set up (model and method, loss, optimizer and schedule, restore the
 latest checkpoint if Ray Train hands one, wrap for DDP or DeepSpeed: ``setup.py``) -> step
 through the token budget, reporting every ``report_every`` steps and, at each milestone,
-evaluating (``milestone_eval.py``), logging to MLflow and saving a checkpoint. Non-finite
-losses stop the trial with a clear reason; a sweep's scheduler stops it at a report
-(``stop.py``); tests break it on purpose (``faults.py``).
+evaluating (``milestone_eval.py``), logging to MLflow, saving a checkpoint and logging a LoRA
+adapter. Rank 0 samples system metrics onto the run meanwhile (``system_metrics.py``).
+Non-finite losses stop the trial with a clear reason; a sweep's scheduler stops it at a
+report (``stop.py``); tests break it on purpose (``faults.py``).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import time
 from pathlib import Path
 
 import torch
 
+from lfl_ray import mlflow_schema as schema
 from lfl_ray.mlflow_schema import Metric
+from lfl_ray.progress import quiet_library_bars
+from lfl_ray.tracking import RunLogger
+from lfl_ray.train.checkpoint import MODEL_DIR, is_lora
 from lfl_ray.train.config import TrialConfig
 from lfl_ray.train.faults import inject_fault
 from lfl_ray.train.milestone_eval import eval_threads, evaluate_milestone
 from lfl_ray.train.setup import build_training
 from lfl_ray.train.stop import stop_requested
+from lfl_ray.train.system_metrics import start_system_metrics
+
+REPORT_LOGS_ENV = "LFL_RAY_TRAIN_REPORT_LOGS"
+"""``1`` keeps Ray Train's "Reporting training result N: TrainingReport(...)" lines."""
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf: training on would only produce garbage."""
+
+
+def quiet_report_lines() -> None:
+    """Silence Ray Train's INFO line per ``ray.train.report`` (the whole metrics dict, from
+    every worker): the sweep's driver prints a short progress line per report instead
+    (``lfl_ray.sweep.progress``). Unless ``LFL_RAY_TRAIN_REPORT_LOGS=1``."""
+    if os.environ.get(REPORT_LOGS_ENV) == "1":
+        return
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray Train: leave its logging alone
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)  # Ray names this logger by its file
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -38,8 +62,25 @@ def train_loop_per_worker(loop_config: dict) -> None:
     logger = loop_config.get("logger")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    quiet_report_lines()
+    quiet_library_bars()
     run = build_training(cfg, loop_config["data"], rank=rank, world=world, checkpoint=ray.train.get_checkpoint())
     threads = eval_threads(cfg, ctx.get_local_world_size())
+    mlflow_run = logger if rank == 0 and isinstance(logger, RunLogger) else None  # not a benchmark's probe
+    monitor = start_system_metrics(mlflow_run.tracking_uri, mlflow_run.run_id, resume=run.resumed) if mlflow_run else None
+    try:
+        _train(cfg, run, loop_config, logger, mlflow_run, rank=rank, world=world, threads=threads)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        run.close()
+
+
+def _train(cfg: TrialConfig, run, loop_config: dict, logger, mlflow_run: RunLogger | None, *, rank: int, world: int,
+           threads: int) -> None:
+    """Step through the budget from where ``run`` starts: report, evaluate, checkpoint.
+    ``mlflow_run``: rank 0's MLflow run, where a LoRA adapter is logged at each milestone."""
+    import ray.train
 
     step, tokens = run.start_step, run.start_tokens
     window_start, window_tokens, window_loss, window_count = time.perf_counter(), 0, 0.0, 0
@@ -72,10 +113,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         at_milestone = step in cfg.eval_steps
         if step % cfg.report_every == 0 or at_milestone:
             elapsed = time.perf_counter() - window_start
-            metrics = {"step": step, "tokens": tokens, "train_loss": window_loss / max(window_count, 1.0),
-                       Metric.LR: run.lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9)}
+            metrics = {"step": step, Metric.TOKENS: tokens, Metric.TRAIN_LOSS: window_loss / max(window_count, 1.0),
+                       Metric.LR: run.lr, Metric.TOKENS_PER_S: window_tokens / max(elapsed, 1e-9)}
             if rank == 0 and logger is not None:
-                logger.log_metrics({k: v for k, v in metrics.items() if k not in ("step", "tokens")}, step=tokens)
+                logger.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=tokens)
             checkpoint_dir = None
             if at_milestone:
                 metrics["milestone"] = cfg.eval_steps.index(step) + 1
@@ -83,6 +124,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                                                   cfg, rank=rank, world=world, logger=logger, tokens=tokens,
                                                   threads=threads))
                 checkpoint_dir = run.save(step, tokens)
+                if checkpoint_dir and mlflow_run is not None and is_lora(run.model):
+                    schema.log_adapter(mlflow_run.tracking_uri, mlflow_run.run_id, Path(checkpoint_dir) / MODEL_DIR)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
                              if checkpoint_dir and rank == 0 else None)
             if checkpoint_dir:  # the report returns once Ray has copied it to the run's storage
@@ -90,4 +133,3 @@ def train_loop_per_worker(loop_config: dict) -> None:
             window_start, window_tokens, window_loss, window_count = time.perf_counter(), 0, 0.0, 0
             if stop_requested(loop_config.get("stop_key")):
                 break
-    run.close()
