@@ -1,7 +1,10 @@
 """A custom-regime study end to end: the test writes its own instruction jsonl and text corpus,
 declares them in a study file, and runs `lfl-ray sweep` for real on the tiny model (real
-local Ray, real sqlite MLflow store). The held-out loss must be measured on the user's data.
-The fast test runs one LoRA trial on instructions; the slow one full FT and LoRA on a corpus."""
+local Ray, real sqlite MLflow store). The held-out loss must be measured on the user's data,
+each trial's run must hold what an MLflow user looks for (its datasets, a LoRA trial's
+adapter, `tokens`), and `lfl-ray eval --adapter RUN_ID` must measure the logged weights again
+to the run's own held-out loss. The fast test runs one LoRA trial on instructions; the slow
+one full FT and LoRA on a corpus."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from lfl_ray import cli
 from lfl_ray.data import load_regime
 from lfl_ray.sweep.cli import main
 from lfl_ray.sweep.study import load_study
@@ -44,6 +48,7 @@ def _sweep(tmp_path, name: str, study: dict):
     code = main([str(path), "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results")])
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(name)
+    assert "learning" in experiment.tags["mlflow.note.content"]  # the experiment's description
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parent = next(r for r in runs if r.data.tags.get("lfl.role") == "sweep")
     children = [r for r in runs if r.data.tags.get("lfl.role") == "trial"]
@@ -67,6 +72,24 @@ def _assert_heldout_is_the_users(client, parent, children, spec, prefix: str):
         milestone = _artifact_json(client, child.info.run_id, f"evals/milestone_{tokens}.json")
         assert milestone["groups"]["heldout_loss"] == list(heldout.doc_ids)
         assert "learning" in child.data.metrics and "forgetting" in child.data.metrics
+        assert child.data.metrics["tokens"] == tokens
+        assert not set(child.data.params) & set(child.data.metrics)  # no param and metric share a name
+        # Its datasets: what it trained on and what it was measured on, each logged once.
+        inputs = {i.dataset.name: i for i in client.get_run(child.info.run_id).inputs.dataset_inputs}
+        assert sorted(inputs) == sorted([f"{spec.data.label}-train", f"{spec.data.label}-heldout", "general-text"])
+        held = inputs[f"{spec.data.label}-heldout"]
+        assert json.loads(held.dataset.profile)["num_rows"] == len(heldout)
+        assert json.loads(held.dataset.source)["uri"] == spec.data.source
+        assert {t.key: t.value for t in held.tags}["mlflow.data.context"] == "heldout"
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "adapter")}
+        assert ("adapter/adapter_model.safetensors" in artifacts) == (child.data.params["method"] == "lora")
+
+
+def _eval_again(tmp_path, uri: str, child, name: str) -> dict:
+    """`lfl-ray eval --adapter RUN_ID` on a trial's run: the metrics it measured."""
+    out = tmp_path / f"eval-{name}.json"
+    assert cli.main(["eval", "--adapter", child.info.run_id, "--tracking-uri", uri, "--json", str(out)]) == 0
+    return json.loads(out.read_text())["result"]["metrics"]
 
 
 def test_instruction_study_runs_and_measures_learning_on_the_users_heldout(ray_local, tmp_path):
@@ -78,6 +101,11 @@ def test_instruction_study_runs_and_measures_learning_on_the_users_heldout(ray_l
     assert code == 0 and parent.info.status == "FINISHED" and len(children) == 1
     assert parent.data.tags["lfl.regime"] == "custom"
     _assert_heldout_is_the_users(client, parent, children, spec, "times3/")
+    # The logged adapter, reloaded on the model the run trained, measures the run's own held-out loss.
+    measured = _eval_again(tmp_path, f"sqlite:///{tmp_path}/mlruns/mlflow.db", children[0], "lora")
+    logged = children[0].data.metrics
+    assert measured["heldout_loss"] == pytest.approx(logged["heldout_loss"], abs=1e-5)
+    assert measured["general_loss"] == pytest.approx(logged["general_loss"], abs=1e-5)
 
 
 @pytest.mark.slow
@@ -88,3 +116,6 @@ def test_text_corpus_study_runs_on_the_users_heldout(ray_local, tmp_path):
     code, client, parent, children, spec = _sweep(tmp_path, "custom-cpt", study)
     assert code == 0 and len(children) == 2 and {c.data.params["method"] for c in children} == {"full", "lora"}
     _assert_heldout_is_the_users(client, parent, children, spec, "corpus/mod")
+    for child in children:  # LoRA: the logged adapter; full FT: the checkpoint folder of lfl.checkpoint
+        measured = _eval_again(tmp_path, f"sqlite:///{tmp_path}/mlruns/mlflow.db", child, child.data.params["method"])
+        assert measured["heldout_loss"] == pytest.approx(child.data.metrics["heldout_loss"], abs=1e-5)
