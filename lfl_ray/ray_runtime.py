@@ -7,8 +7,9 @@
 - A local Ray gets a temp root of its own, so two sweeps on one machine never mix clusters.
 - A local Ray listens on loopback only, every port of it (node IP 127.0.0.1); its dashboard
   agent takes a port the kernel gives it instead of Ray's fixed 52365, which a second
-  cluster's agent would find taken ("address already in use"). Not Ray's: torch's c10d
-  store in the rank-0 training worker still binds every interface (see README).
+  cluster's agent would find taken ("address already in use"). Not Ray's: the training
+  workers' torch process group (c10d store, gloo) is kept on loopback by
+  ``lfl_ray.train.process_group`` when every worker's node IP is loopback.
 - Every worker process of a sweep (Tune trial actors, Train controllers, Train's placement-group
   cleaner, training workers) has RAY_ADDRESS set to the GCS of the cluster it runs in: Ray's
   state API, called by Train without an address, otherwise scans the machine for GCS processes

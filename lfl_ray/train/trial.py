@@ -18,7 +18,9 @@ def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evalu
                   base=None, logger=None, callbacks=(), max_failures: int = 0, stop_key: str | None = None):
     """A ready-to-fit TorchTrainer for ``cfg`` (validated first, before any Ray work)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchTrainer
+
+    from lfl_ray.train.process_group import trial_torch_config
 
     cfg.validate()
     if "://" not in storage_path:
@@ -27,7 +29,8 @@ def build_trainer(cfg: TrialConfig, data, *, name: str, storage_path: str, evalu
         train_loop_per_worker,
         train_loop_config={"trial": cfg, "data": data, "evaluator": evaluator, "base": base,
                            "logger": logger, "stop_key": stop_key},
-        torch_config=TorchConfig(backend="nccl" if cfg.resources.use_gpu else "gloo", timeout_s=3600),
+        # Ray's TorchConfig, but on a local (loopback) cluster torch's store listens on 127.0.0.1 only.
+        torch_config=trial_torch_config(cfg.resources.use_gpu, timeout_s=3600),
         scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers, use_gpu=cfg.resources.use_gpu,
                                      resources_per_worker={"CPU": cfg.resources.cpus_per_worker}),
         run_config=RunConfig(

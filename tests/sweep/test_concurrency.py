@@ -9,8 +9,8 @@ Each sweep is the smoke preset cut to two LoRA trials of 4 steps under ASHA, so 
 stopped at its first milestone and Ray Train's placement-group cleaner has a group to remove
 (the step that, pointed at the wrong cluster, left the group held and the next trial hanging).
 While they run, the listening sockets of every process of each sweep (its descendants:
-gcs_server, raylet, dashboard, agents, workers) are collected. One exposure is left and marked
-xfail(strict): torch's c10d store in the rank-0 training worker binds every interface.
+gcs_server, raylet, dashboard, agents, workers) are collected: all on loopback, the training
+workers' too (torch's c10d store and gloo's sockets; ``lfl_ray/train/process_group.py``).
 """
 
 from __future__ import annotations
@@ -159,9 +159,8 @@ def test_local_ray_listens_on_loopback_only(three_sweeps):
     assert not ports[0] & ports[1] and 52365 not in ports[0] | ports[1]  # agents on ports of their own
 
 
-@pytest.mark.xfail(strict=True, reason="torch's c10d TCPStore, which Ray Train's TorchConfig starts on rank 0 at "
-                   "MASTER_PORT, binds every interface whatever MASTER_ADDR says (not fixed yet; README)")
 def test_training_workers_listen_on_loopback_only(three_sweeps):
+    """torch's c10d store (rank 0, MASTER_PORT) and gloo's sockets too: the store used to bind ``::``."""
     run = three_sweeps
     for key in (_winner(run), "b"):
         sockets = {s for s in run["sockets"][key] if _training_worker(s[0])}
