@@ -88,10 +88,12 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
 
 
 def quiet_library_bars() -> None:
-    """Outside ``bars`` mode, turn off the bars that transformers and huggingface_hub draw
-    themselves ("Loading weights", "Writing model shards" at every full-FT checkpoint)."""
+    """Outside ``bars`` mode, turn off the bars that transformers, huggingface_hub and MLflow
+    draw themselves ("Loading weights", "Writing model shards" at every full-FT checkpoint,
+    "Downloading artifacts")."""
     if progress_mode() == "bars":
         return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         from transformers.utils import logging as transformers_logging
     except ImportError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 
@@ -57,8 +58,10 @@ def test_library_bars_follow_the_mode(monkeypatch):
     quiet_library_bars()
     assert transformers_logging.is_progress_bar_enabled()
     monkeypatch.setenv("LFL_RAY_PROGRESS", "lines")
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     try:
         quiet_library_bars()
         assert not transformers_logging.is_progress_bar_enabled()
+        assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
     finally:
         transformers_logging.enable_progress_bar()

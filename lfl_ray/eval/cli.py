@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 
 SUITE_GROUPS = {
     "code": ("humaneval",),
@@ -104,11 +105,9 @@ def _load(args, trial=None):
     return model.to(device), load_tokenizer(args.model)
 
 
-def _trial(args):
-    """The trial run named by ``--adapter RUN_ID`` (None when --adapter is a folder or absent);
-    fills in ``--model`` and ``--suite`` from it."""
-    import tempfile
-
+def _trial(args, folder: str):
+    """The trial run named by ``--adapter RUN_ID``, fetched into ``folder`` (None when
+    --adapter is a folder or absent); fills in ``--model`` and ``--suite`` from it."""
     from lfl_ray.errors import ConfigError
     from lfl_ray.eval.logged_trial import fetch_trial, is_run_id
     from lfl_ray.tracking import default_tracking_uri
@@ -120,13 +119,13 @@ def _trial(args):
             raise ConfigError("--suite", None, f"is required: one or more of {sorted(SUITE_GROUPS)}")
         return None
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    trial = fetch_trial(uri, args.adapter, tempfile.mkdtemp(prefix="lfl-eval-"))
+    trial = fetch_trial(uri, args.adapter, folder)
     if args.model and args.model != trial.model:
         raise ConfigError("--model", args.model, f"must be left out or be the model run {trial.run_id} trained "
                           f"({trial.model!r})")
     args.model, args.suite = trial.model, args.suite or ["loss"]
     print(f"trial {trial.key} (run {trial.run_id}, {trial.method}): "
-          + (f"adapter {trial.adapter}" if trial.adapter else f"checkpoint {trial.weights}")
+          + (f"its logged adapter (runs:/{trial.run_id}/adapter)" if trial.adapter else f"checkpoint {trial.weights}")
           + f" on {trial.model}")
     return trial
 
@@ -181,10 +180,17 @@ def format_table(result, base=None) -> str:
 
 
 def _eval(args) -> int:
+    from lfl_ray.progress import quiet_library_bars
+
+    quiet_library_bars()
+    with tempfile.TemporaryDirectory(prefix="lfl-eval-") as folder:  # a run's downloaded artifacts
+        return _eval_in(args, _trial(args, folder))
+
+
+def _eval_in(args, trial) -> int:
     from lfl_ray.eval.milestone import MilestoneEvaluator
     from lfl_ray.eval.spec import EvalSpec
 
-    trial = _trial(args)
     suites = tuple(dict.fromkeys(s for group in args.suite for s in SUITE_GROUPS[group]))
     if args.limit is not None:
         limits = {s: args.limit for s in suites}
