@@ -8,13 +8,15 @@ sibling study file.
 
 Exit status: 0 when every trial finished or was stopped early by the scheduler; 2 for bad
 input (nothing started); 3 when some trials failed; 4 when no trial finished; 130 when the
-sweep was interrupted (``--resume`` continues it).
+sweep was interrupted (``--resume`` continues it); 1 when the sweep itself stopped on an error
+(a full disk is named: ``error: the sweep stopped: disk full: ...``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from lfl_ray.errors import AssetMissingError, ConfigError
 
@@ -66,9 +68,20 @@ def run_from_args(args) -> int:
     spec = study.spec()
     from lfl_ray.sweep.runner import run_sweep
 
-    outcome = run_sweep(spec, tracking_uri=args.tracking_uri, storage_path=args.storage_path,
-                        resume=args.resume, dry_run=args.dry_run, dashboard_host=args.dashboard_host,
-                        description=study.description)
+    try:
+        outcome = run_sweep(spec, tracking_uri=args.tracking_uri, storage_path=args.storage_path,
+                            resume=args.resume, dry_run=args.dry_run, dashboard_host=args.dashboard_host,
+                            description=study.description)
+    except Exception as exc:
+        from lfl_ray.sweep.outcome import EXIT_STOPPED, describe_error
+
+        cause = describe_error(exc)
+        if not cause.startswith("disk full"):
+            raise
+        # The traceback says where; the last line says why, as the parent run's lfl.error does.
+        traceback.print_exc()
+        print(f"error: the sweep stopped: {cause}", file=sys.stderr)
+        return EXIT_STOPPED
     return 0 if outcome is None else outcome.exit_status
 
 
