@@ -12,12 +12,15 @@ One experiment per sweep (named after it, created with an absolute artifact loca
   and found again by ``Tag.TRIAL_KEY`` (a resumed or retried trial keeps one run), grouped by
   ``Tag.FAMILY``; ``Tag.REGIME``, ``Tag.STATUS`` (see ``Status``), ``Tag.ERROR`` when it
   failed and ``Tag.CHECKPOINT`` once it saved one. Params: the trial's own fields (``Param``
-  names the ones analysis relies on). Metrics are logged with step = training tokens seen:
+  names the ones analysis relies on). Metrics are logged with step = optimizer step:
   ``Metric.TRAINING`` along training and, at each eval milestone, ``learning``,
   ``forgetting`` with their ``_se``, every eval metric ``<m>`` with ``<m>_delta`` and
   ``<m>_delta_se`` (change from base, paired SE), and the per-item EvalResult JSON as
-  ``Artifact.milestone_eval(tokens)``; ``Metric.TOKENS`` repeats the step as a value, for the
-  UI's x-axis. Its inputs (``log_datasets``): the training, held-out and general-text
+  ``Artifact.milestone_eval(tokens)`` (named by tokens). ``Metric.TOKENS`` is logged at every
+  one of those steps with the training tokens seen, for the UI's x-axis and for the reader
+  (``step_tokens``). Stores written by earlier lfl-ray logged step = tokens (with no ``tokens``
+  metric, or one equal to its step); ``step_tokens`` reads them as well. Its inputs
+  (``log_datasets``): the training, held-out and general-text
   datasets. A LoRA trial logs its latest adapter as ``Artifact.ADAPTER``; full finetuning
   logs no weights (``Tag.CHECKPOINT`` says where they are). System metrics
   (``Metric.SYSTEM_PREFIX``) come from MLflow's own monitor.
@@ -122,7 +125,8 @@ ERROR_CHARS = 5000
 
 
 class Metric:
-    """Metric names. Steps are training tokens seen (``base/*`` at step 0)."""
+    """Metric names. A trial's steps are optimizer steps (``Metric.TOKENS`` gives each one's
+    training tokens); the parent's ``base/*`` are at step 0."""
 
     LEARNING = "learning"
     """At each milestone: how much the trial learned, signed, higher = more (the learning
@@ -144,15 +148,18 @@ class Metric:
     TOKENS_PER_S = "tokens_per_s"
     """Training throughput since the last report (all workers)."""
     TOKENS = "tokens"
-    """Training tokens seen (all workers), logged with every training report and milestone, so
-    the MLflow UI can plot any metric against tokens (x-axis: this metric)."""
+    """Training tokens seen (all workers) by that optimizer step, logged with every training
+    report and milestone: the MLflow UI plots any metric against tokens with this metric as its
+    x-axis, and the reader turns a step into tokens with it (``step_tokens``)."""
     TRAINABLE_PARAMS = "trainable_params"
     """Trainable parameter count (step 0, once)."""
     TRAINABLE_FRACTION = "trainable_fraction"
     """Trainable parameters over all parameters (step 0, once)."""
     MILESTONE = "milestone"
     """1-based milestone index: reported to Ray Tune (ASHA's time attribute), not to MLflow."""
-    TRAINING = (TRAIN_LOSS, LR, TOKENS_PER_S, TOKENS, TRAINABLE_PARAMS, TRAINABLE_FRACTION, MILESTONE)
+    STEP = "step"
+    """Optimizer steps taken: reported to Ray Tune; in MLflow it is every trial metric's step."""
+    TRAINING = (TRAIN_LOSS, LR, TOKENS_PER_S, TOKENS, TRAINABLE_PARAMS, TRAINABLE_FRACTION, MILESTONE, STEP)
     """Metrics that are not eval results (the reader leaves them out of milestones)."""
 
     EVAL_SECONDS = "eval_seconds"
@@ -173,7 +180,7 @@ class Metric:
     SYSTEM_PREFIX = "system/"
     """Trial: MLflow's system metrics while it trained (``system/cpu_utilization_percentage``,
     ``system/system_memory_usage_megabytes``, ``system/gpu_*`` ...), every ~10 s; their steps
-    count samples, not tokens (``lfl_ray.train.system_metrics``)."""
+    count samples, not optimizer steps (``lfl_ray.train.system_metrics``)."""
 
 
 def base_metric(name: str) -> str:
@@ -287,6 +294,22 @@ def trial_filter(parent_id: str | None = None, key: str | None = None) -> str:
     if key is not None:
         parts.append(f"tags.`{Tag.TRIAL_KEY}` = '{key}'")
     return " and ".join(parts)
+
+
+def step_tokens(mlflow_client, run_id: str):
+    """A trial run's step -> training tokens, as a function: from the run's ``Metric.TOKENS``
+    history (logged at every step that has metrics). A run without that history was written
+    when steps were tokens, so a step is its tokens; a step missing from a history (an edited
+    store) is scaled by the history's tokens per step (constant within a trial)."""
+    history = {int(m.step): int(m.value) for m in mlflow_client.get_metric_history(run_id, Metric.TOKENS)}
+    rates = [tokens / step for step, tokens in history.items() if step > 0]
+    per_step = max(rates) if rates else 1.0
+
+    def tokens_at(step: int) -> int:
+        step = int(step)
+        return history[step] if step in history else int(round(step * per_step))
+
+    return tokens_at
 
 
 # --- checks before anything is written ------------------------------------------------------
@@ -436,8 +459,9 @@ def experiment_description(spec, note: str = "") -> str:
         f"(`lfl.role = trial`), grouped by `{Tag.FAMILY}`; `{Tag.STATUS}` is {Status.FINISHED}, "
         f"{Status.EARLY_STOPPED} (the scheduler stopped a weak trial: no failure, so MLflow shows it "
         f"FINISHED), {Status.FAILED} (the error in `{Tag.ERROR}`) or {Status.INTERRUPTED} (Ctrl-C; "
-        "`--resume` continues it). Metric steps are training tokens seen; the metric "
-        f"`{Metric.TOKENS}` holds the same number, so a chart can use it as its x-axis. A trial's "
+        "`--resume` continues it). A trial's metrics are logged by optimizer step (a chart's x-axis "
+        f"\"Step\"); the metric `{Metric.TOKENS}` holds the training tokens seen at each step, so a chart "
+        f"plots by tokens with `{Metric.TOKENS}` as its x-axis metric. A trial's "
         "Datasets are what it trained on and was measured on (rows, tokens, digest). A LoRA trial "
         f"logs its adapter under `{Artifact.ADAPTER}/`; a full-finetuning trial logs no weights, "
         f"`{Tag.CHECKPOINT}` says where they are. `lfl-ray eval --adapter <run id>` measures either "
@@ -529,28 +553,30 @@ def child_run(tracking_uri: str, experiment_id: str, parent_id: str, *, key: str
     return run.info.run_id
 
 
-def log_trainable_params(tracking_uri: str, run_id: str, trainable_params: int,
-                         trainable_fraction: float) -> None:
-    """The model's trainable parameter count and fraction, once, at step 0."""
-    RunLogger(tracking_uri, run_id).log_metrics(
-        {Metric.TRAINABLE_PARAMS: trainable_params, Metric.TRAINABLE_FRACTION: trainable_fraction}, step=0)
+# The training loop's writers take its ``RunLogger`` (a benchmark passes a stand-in with the
+# same methods, which records what the loop logs).
+
+def log_trainable_params(logger: RunLogger, trainable_params: int, trainable_fraction: float) -> None:
+    """The model's trainable parameter count and fraction, once, at step 0 (no tokens yet)."""
+    logger.log_metrics({Metric.TRAINABLE_PARAMS: trainable_params, Metric.TRAINABLE_FRACTION: trainable_fraction,
+                        Metric.TOKENS: 0}, step=0)
 
 
-def log_training(tracking_uri: str, run_id: str, tokens: int, *, train_loss: float, lr: float,
+def log_training(logger: RunLogger, *, step: int, tokens: int, train_loss: float, lr: float,
                  tokens_per_s: float) -> None:
-    """One training report at ``tokens`` tokens seen (also logged as ``Metric.TOKENS``)."""
-    RunLogger(tracking_uri, run_id).log_metrics(
-        {Metric.TRAIN_LOSS: train_loss, Metric.LR: lr, Metric.TOKENS_PER_S: tokens_per_s, Metric.TOKENS: tokens},
-        step=tokens)
+    """One training report at optimizer step ``step``, with the ``tokens`` seen by then as
+    ``Metric.TOKENS``."""
+    logger.log_metrics({Metric.TRAIN_LOSS: train_loss, Metric.LR: lr, Metric.TOKENS_PER_S: tokens_per_s,
+                        Metric.TOKENS: tokens}, step=step)
 
 
-def log_milestone(tracking_uri: str, run_id: str, tokens: int, metrics: Mapping[str, float],
+def log_milestone(logger: RunLogger, *, step: int, tokens: int, metrics: Mapping[str, float],
                   eval_json: dict) -> None:
-    """One eval milestone: ``metrics`` (``MilestoneEvaluator.compare``'s: the primary pair,
-    every ``<m>``, ``<m>_delta``, ``<m>_delta_se``) at step ``tokens`` (non-finite values are
-    dropped) and the EvalResult JSON as ``Artifact.milestone_eval(tokens)``."""
-    logger = RunLogger(tracking_uri, run_id)
-    logger.log_metrics({**metrics, Metric.TOKENS: tokens}, step=tokens)
+    """One eval milestone at optimizer step ``step`` (``tokens`` seen): ``metrics``
+    (``MilestoneEvaluator.compare``'s: the primary pair, every ``<m>``, ``<m>_delta``,
+    ``<m>_delta_se``; non-finite values are dropped) and ``Metric.TOKENS`` at that step, and
+    the EvalResult JSON as ``Artifact.milestone_eval(tokens)``."""
+    logger.log_metrics({**metrics, Metric.TOKENS: tokens}, step=step)
     logger.log_json(eval_json, Artifact.milestone_eval(tokens))
 
 

@@ -12,6 +12,7 @@ import torch
 from lfl_ray import mlflow_schema as schema
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import Role, Status, Tag
+from lfl_ray.tracking import RunLogger
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,28 @@ def test_training_reports_log_tokens_as_a_metric(store):
                                  resume=False)
     run_id = schema.child_run(uri, experiment_id, parent, key="tokens", family="full", regime="code_ift",
                               params={"lr": 1e-4})
-    schema.log_training(uri, run_id, 2048, train_loss=1.5, lr=1e-4, tokens_per_s=100.0)
-    history = schema.client(uri).get_metric_history(run_id, schema.Metric.TOKENS)
-    assert [(m.step, m.value) for m in history] == [(2048, 2048.0)]
+    logger = RunLogger(uri, run_id)
+    schema.log_trainable_params(logger, 1000, 0.5)
+    schema.log_training(logger, step=4, tokens=2048, train_loss=1.5, lr=1e-4, tokens_per_s=100.0)
+    schema.log_milestone(logger, step=8, tokens=4096, metrics={"learning": 0.1, "heldout_loss": 2.0},
+                         eval_json={"metrics": {}})
+    mlflow_client = schema.client(uri)
+    steps = lambda name: [(m.step, m.value) for m in mlflow_client.get_metric_history(run_id, name)]  # noqa: E731
+    # Every metric's step is the optimizer step; tokens are a metric at each of those steps.
+    assert steps(schema.Metric.TOKENS) == [(0, 0.0), (4, 2048.0), (8, 4096.0)]
+    assert steps(schema.Metric.TRAINABLE_PARAMS) == [(0, 1000.0)]
+    assert steps(schema.Metric.TRAIN_LOSS) == [(4, 1.5)]
+    assert steps(schema.Metric.LEARNING) == [(8, 0.1)]
+    # Per-item evals are still named by tokens.
+    assert [a.path for a in mlflow_client.list_artifacts(run_id, "evals")] == ["evals/milestone_4096.json"]
+    tokens_at = schema.step_tokens(mlflow_client, run_id)
+    assert (tokens_at(4), tokens_at(8), tokens_at(6)) == (2048, 4096, 3072)  # 6: not logged, 512 per step
     assert schema.Metric.TOKENS in schema.Metric.TRAINING  # the reader leaves it out of eval milestones
+
+
+def test_steps_of_a_run_without_tokens_are_tokens(store):
+    """Stores written before the ``tokens`` metric logged step = tokens: a step reads as its tokens."""
+    uri, experiment_id = store
+    run_id = schema.client(uri).create_run(experiment_id).info.run_id
+    RunLogger(uri, run_id).log_metrics({"learning": 0.1}, step=4096)
+    assert schema.step_tokens(schema.client(uri), run_id)(4096) == 4096

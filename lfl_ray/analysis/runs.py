@@ -17,7 +17,7 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
-                                   parent_filter, search_all, trial_filter)
+                                   parent_filter, search_all, step_tokens, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
 # Params that describe a configuration, in the order labels show them.
@@ -33,7 +33,7 @@ class Milestone:
     """One eval of one trial: the primary pair and every metric logged at that step."""
 
     tokens: int
-    """Training tokens seen (the MLflow step)."""
+    """Training tokens seen (the ``tokens`` metric at the MLflow step; older stores: the step)."""
     learning: float
     """Higher = learned more (signed)."""
     learning_se: float
@@ -44,6 +44,9 @@ class Milestone:
     """Standard error of ``forgetting`` (nan if not logged)."""
     metrics: Mapping[str, float] = field(default_factory=dict)
     """Every metric logged at this step (``heldout_loss``, ``mc_mean_delta``, ...)."""
+    step: int | None = None
+    """The optimizer step (the MLflow step; in older stores, where steps were tokens, the same
+    as ``tokens``)."""
 
 
 def _number(text, kind=float):
@@ -82,7 +85,8 @@ class Trial:
     """The run's latest value of every metric, training ones included (``trainable_params``...)."""
     trained_tokens: int | None = None
     """Training tokens the trial saw: the ``tokens`` metric where logged, else the last step of
-    ``train_loss`` (steps are tokens), else the last milestone."""
+    ``train_loss`` (a store from before the ``tokens`` metric, whose steps are tokens), else the
+    last milestone."""
 
     @property
     def method(self) -> str:
@@ -175,26 +179,24 @@ def _client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
 
 
-TOKENS_METRIC = "tokens"
-"""Training tokens seen, logged as a metric by newer trainers (read when present)."""
-
-
 def _milestones(client, run) -> tuple[Milestone, ...]:
-    """The run's eval milestones: the steps at which ``learning`` was logged."""
+    """The run's eval milestones: the steps at which ``learning`` was logged, each with its
+    training tokens (``step_tokens``)."""
     run_id = run.info.run_id
     steps = sorted({m.step for m in client.get_metric_history(run_id, Metric.LEARNING)})
     if not steps:
         return ()
+    tokens_at = step_tokens(client, run_id)
     by_step: dict[int, dict[str, float]] = {step: {} for step in steps}
     for key in run.data.metrics:
-        if key in Metric.TRAINING or key == TOKENS_METRIC:
+        if key in Metric.TRAINING:
             continue
         for metric in client.get_metric_history(run_id, key):
             if metric.step in by_step:
                 by_step[metric.step][key] = float(metric.value)
     nan = float("nan")
     return tuple(
-        Milestone(tokens=int(step), learning=values.get(Metric.LEARNING, nan),
+        Milestone(tokens=tokens_at(step), step=int(step), learning=values.get(Metric.LEARNING, nan),
                   learning_se=values.get(Metric.LEARNING_SE, nan),
                   forgetting=values.get(Metric.FORGETTING, nan),
                   forgetting_se=values.get(Metric.FORGETTING_SE, nan), metrics=values)
@@ -204,8 +206,8 @@ def _milestones(client, run) -> tuple[Milestone, ...]:
 
 def _trained_tokens(client, run, milestones) -> int | None:
     metrics = run.data.metrics
-    if TOKENS_METRIC in metrics:
-        return int(metrics[TOKENS_METRIC])
+    if metrics.get(Metric.TOKENS):
+        return int(metrics[Metric.TOKENS])
     if Metric.TRAIN_LOSS in metrics:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, Metric.TRAIN_LOSS)]
         if steps:

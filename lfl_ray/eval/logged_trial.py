@@ -115,7 +115,8 @@ def fetch_trial(tracking_uri: str, run_id: str, folder: str | Path) -> LoggedTri
         if spec_file:
             eval_spec = json.loads(Path(spec_file).read_text()).get("eval") or {}
     learning_steps = [m.step for m in client.get_metric_history(run_id, schema.Metric.LEARNING)]
+    tokens = schema.step_tokens(client, run_id)(max(learning_steps)) if learning_steps else None
     return LoggedTrial(run_id=run_id, key=tags.get(Tag.TRIAL_KEY, run.info.run_name), model=model,
                        seed=int(params.get(Param.SEED, 0)), method=method, adapter=adapter, weights=weights,
                        heldout=heldout, general=general, eval_spec=eval_spec, logged=dict(run.data.metrics),
-                       tokens=max(learning_steps) if learning_steps else None)
+                       tokens=tokens)

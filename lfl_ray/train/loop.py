@@ -85,8 +85,7 @@ def _train(cfg: TrialConfig, run, loop_config: dict, logger, mlflow_run: RunLogg
     step, tokens = run.start_step, run.start_tokens
     window_start, window_tokens, window_loss, window_count = time.perf_counter(), 0, 0.0, 0
     if rank == 0 and logger is not None and not run.resumed:
-        logger.log_metrics({"trainable_params": run.description.trainable_params,
-                            "trainable_fraction": run.description.trainable_fraction}, step=0)
+        schema.log_trainable_params(logger, run.description.trainable_params, run.description.trainable_fraction)
     run.model.train()
     while step < cfg.budget.steps:
         step_loss_sum = torch.zeros((), dtype=torch.float64)
@@ -113,16 +112,17 @@ def _train(cfg: TrialConfig, run, loop_config: dict, logger, mlflow_run: RunLogg
         at_milestone = step in cfg.eval_steps
         if step % cfg.report_every == 0 or at_milestone:
             elapsed = time.perf_counter() - window_start
-            metrics = {"step": step, Metric.TOKENS: tokens, Metric.TRAIN_LOSS: window_loss / max(window_count, 1.0),
+            metrics = {Metric.STEP: step, Metric.TOKENS: tokens, Metric.TRAIN_LOSS: window_loss / max(window_count, 1.0),
                        Metric.LR: run.lr, Metric.TOKENS_PER_S: window_tokens / max(elapsed, 1e-9)}
             if rank == 0 and logger is not None:
-                logger.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=tokens)
+                schema.log_training(logger, step=step, tokens=tokens, train_loss=metrics[Metric.TRAIN_LOSS],
+                                    lr=run.lr, tokens_per_s=metrics[Metric.TOKENS_PER_S])
             checkpoint_dir = None
             if at_milestone:
-                metrics["milestone"] = cfg.eval_steps.index(step) + 1
+                metrics[Metric.MILESTONE] = cfg.eval_steps.index(step) + 1
                 metrics.update(evaluate_milestone(loop_config.get("evaluator"), loop_config.get("base"), run.model,
-                                                  cfg, rank=rank, world=world, logger=logger, tokens=tokens,
-                                                  threads=threads))
+                                                  cfg, rank=rank, world=world, logger=logger, step=step,
+                                                  tokens=tokens, threads=threads))
                 checkpoint_dir = run.save(step, tokens)
                 if checkpoint_dir and mlflow_run is not None and is_lora(run.model):
                     schema.log_adapter(mlflow_run.tracking_uri, mlflow_run.run_id, Path(checkpoint_dir) / MODEL_DIR)

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from lfl_ray import mlflow_schema as schema
 from lfl_ray.train.config import TrialConfig
 from lfl_ray.train.setup import uses_zero3, worker_threads
 
@@ -24,7 +25,7 @@ def eval_threads(cfg: TrialConfig, local_world_size: int) -> int:
 
 
 def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank: int, world: int, logger,
-                       tokens: int, threads: int) -> dict:
+                       step: int, tokens: int, threads: int) -> dict:
     """Milestone evaluation. With ``split_loss_evals`` (default: DDP on GPUs) every rank
     scores its slice of the loss suites' blocks and rank 0 joins them. Rank 0 runs the
     other suites; on CPU it borrows its node's cores while the other ranks wait at the
@@ -32,7 +33,8 @@ def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank:
     every suite in step.
 
     Returns the finite numeric metrics (compared with ``base_result`` when given) on rank 0,
-    {} on the others; rank 0 also logs them and the full result to ``logger``."""
+    {} on the others; rank 0 also logs them at optimizer step ``step`` and the full result
+    (named by ``tokens``) to ``logger``."""
     if evaluator is None:
         return {}
     import torch.distributed as dist
@@ -70,8 +72,7 @@ def evaluate_milestone(evaluator, base_result, model, cfg: TrialConfig, *, rank:
     if rank == 0 and result is not None:
         metrics = evaluator.compare(result, base_result) if base_result is not None else dict(result.metrics)
         if logger is not None:
-            logger.log_metrics(metrics, step=tokens)
-            logger.log_json(result.to_json(), f"evals/milestone_{tokens}.json")
+            schema.log_milestone(logger, step=step, tokens=tokens, metrics=metrics, eval_json=result.to_json())
     if world > 1 and dist.is_initialized():
         dist.barrier()
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}

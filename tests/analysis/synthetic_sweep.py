@@ -15,6 +15,11 @@ import numpy as np
 
 from lfl_ray import mlflow_schema as schema
 from lfl_ray.mlflow_schema import Method, Param, Status
+from lfl_ray.tracking import RunLogger
+
+TOKENS_PER_STEP = 100
+"""Training tokens per optimizer step of every synthetic trial (MLflow steps are optimizer
+steps; the ``tokens`` metric gives each one's tokens)."""
 
 BASE = {"heldout_loss": 2.3, "general_loss": 3.9, "diversity_unique": 0.80,
         "diversity_distinct_2": 0.60, "mc_mean": 0.40}
@@ -33,6 +38,7 @@ class FakeTrial:
     learning: list[float]
     forgetting: list[float]
     tokens: list[int] = field(default_factory=lambda: [1000, 2000, 4000])
+    """Training tokens at each milestone (a multiple of ``TOKENS_PER_STEP``)."""
     status: str = Status.FINISHED
     checkpoint: str | None = None
     extra: dict[str, list[float]] = field(default_factory=dict)
@@ -110,9 +116,12 @@ def write_sweep(tracking_uri: str, name: str, trials: list[FakeTrial], *, n_item
         params = default_params(trial.params)
         run_id = schema.child_run(tracking_uri, experiment_id, parent_id, key=trial.trial_id,
                                   family=trial.family, regime=regime, params=params)
-        schema.log_trainable_params(tracking_uri, run_id, 1000, 0.01)
-        for step in range(max(trial.tokens[-1] // 8, 1), trial.tokens[-1] + 1, max(trial.tokens[-1] // 8, 1)):
-            schema.log_training(tracking_uri, run_id, step, train_loss=3.0 - step / 1e4,
+        logger = RunLogger(tracking_uri, run_id)
+        schema.log_trainable_params(logger, 1000, 0.01)
+        last_step = trial.tokens[-1] // TOKENS_PER_STEP
+        for step in range(max(last_step // 8, 1), last_step + 1, max(last_step // 8, 1)):
+            tokens = step * TOKENS_PER_STEP
+            schema.log_training(logger, step=step, tokens=tokens, train_loss=3.0 - tokens / 1e4,
                                 lr=float(params[Param.LR]), tokens_per_s=5000.0)
         trial_rng = np.random.default_rng(abs(hash(trial.trial_id)) % 2**32)
         for index, tokens in enumerate(trial.tokens):
@@ -124,8 +133,8 @@ def write_sweep(tracking_uri: str, name: str, trials: list[FakeTrial], *, n_item
             for key, series in trial.extra.items():
                 items[key] = series[index] + _centered(trial_rng, n_items, 0.02)
             result = _result(items, n_items)
-            schema.log_milestone(tracking_uri, run_id, tokens, evaluator.compare(result, base),
-                                 result.to_json())
+            schema.log_milestone(logger, step=tokens // TOKENS_PER_STEP, tokens=tokens,
+                                 metrics=evaluator.compare(result, base), eval_json=result.to_json())
         if trial.checkpoint:
             schema.set_checkpoint(tracking_uri, run_id, trial.checkpoint)
         error = trial.error or ("RuntimeError: synthetic failure" if trial.status == Status.FAILED else None)

@@ -54,6 +54,11 @@ def test_default_tracking_uri_is_absolute_sqlite(tmp_path):
     assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
 
 
+TOKENS_PER_STEP = 50
+"""The round-trip sweep's tokens per optimizer step: steps and tokens differ, so a reader that
+takes one for the other fails."""
+
+
 def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
     """The sweep's writer and analysis's reader agree on every field of the layout."""
     from lfl_ray import mlflow_schema as schema
@@ -61,6 +66,7 @@ def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
 
     from lfl_ray.analysis.runs import Milestone, Trial, load_spec_json
     from lfl_ray.mlflow_schema import Status
+    from lfl_ray.tracking import RunLogger
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment_id = schema.ensure_experiment(uri, "round-trip")
@@ -96,15 +102,17 @@ def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
         assert schema.child_run(uri, experiment_id, parent, key=key, family=t["family"],
                                 regime="math_ift", params=t["params"]) == run_id  # found again by key
         run_ids[key] = run_id
-        schema.log_trainable_params(uri, run_id, 1234, 0.5)
+        logger = RunLogger(uri, run_id)
+        schema.log_trainable_params(logger, 1234, 0.5)
         for index, tokens in enumerate(t["tokens"]):
-            schema.log_training(uri, run_id, tokens, train_loss=3.0 - index, lr=1e-4, tokens_per_s=9e3)
+            step = tokens // TOKENS_PER_STEP
+            schema.log_training(logger, step=step, tokens=tokens, train_loss=3.0 - index, lr=1e-4, tokens_per_s=9e3)
             metrics = {"learning": 0.1 * (index + 1), "learning_se": 0.01, "forgetting": -0.02,
                        "forgetting_se": 0.005, "heldout_loss": 1.9, "heldout_loss_delta": -0.1,
                        "heldout_loss_delta_se": 0.01, "diversity_unique": 0.7, "eval_seconds": 1.5}
             evals[key, tokens] = {"metrics": metrics, "items": {"heldout_loss": [1.4, 2.4]},
                                   "groups": {"heldout_loss": ["a", "b"]}, "samples": [{"completion": "x"}]}
-            schema.log_milestone(uri, run_id, tokens, metrics, evals[key, tokens])
+            schema.log_milestone(logger, step=step, tokens=tokens, metrics=metrics, eval_json=evals[key, tokens])
         if t.get("checkpoint"):
             schema.set_checkpoint(uri, run_id, t["checkpoint"])
         if t["status"] != Status.RUNNING:
@@ -123,8 +131,8 @@ def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
     for trial in sweep.trials:
         t = written[trial.trial_id]
         expected_milestones = tuple(
-            Milestone(tokens=tokens, learning=0.1 * (i + 1), learning_se=0.01, forgetting=-0.02,
-                      forgetting_se=0.005, metrics=evals[trial.trial_id, tokens]["metrics"])
+            Milestone(tokens=tokens, step=tokens // TOKENS_PER_STEP, learning=0.1 * (i + 1), learning_se=0.01,
+                      forgetting=-0.02, forgetting_se=0.005, metrics=evals[trial.trial_id, tokens]["metrics"])
             for i, tokens in enumerate(t["tokens"]))
         assert trial.trained_tokens == (t["tokens"][-1] if t["tokens"] else None)
         assert trial.summary.get("trainable_params") == 1234
@@ -138,3 +146,37 @@ def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
     by_key = {t.trial_id: t for t in sweep.trials}
     assert by_key["lora-failed"].is_lora and by_key["lora-failed"].rank == 8
     assert not by_key["full-done"].is_lora and by_key["full-done"].lr == 1e-5
+
+
+@pytest.mark.parametrize("tokens_metric", [False, True])
+def test_an_older_store_whose_steps_are_tokens_still_reads_right(tmp_path, tokens_metric):
+    """Stores written by earlier lfl-ray logged every trial metric at step = tokens, first without
+    a ``tokens`` metric, then with one equal to its step: milestones read the same tokens."""
+    from lfl_ray import mlflow_schema as schema
+    from lfl_ray.mlflow_schema import Status
+    from lfl_ray.tracking import RunLogger
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = schema.ensure_experiment(uri, "old")
+    parent = schema.start_parent(uri, experiment_id, name="old", regime="code_ift", params={}, spec_json=None,
+                                 resume=False)
+    run_id = schema.child_run(uri, experiment_id, parent, key="full-old", family="full", regime="code_ift",
+                              params={"method": "full", "lr": 1e-4})
+    logger = RunLogger(uri, run_id)  # the old writer, call for call
+    logger.log_metrics({"trainable_params": 1234, "trainable_fraction": 1.0}, step=0)
+    for tokens in (2048, 4096):
+        training = {"train_loss": 2.0, "learning_rate": 1e-4, "tokens_per_s": 150.0}
+        logger.log_metrics(training | ({"tokens": tokens} if tokens_metric else {}), step=tokens)
+        metrics = {"learning": tokens / 1e5, "learning_se": 0.01, "forgetting": -0.01, "forgetting_se": 0.005,
+                   "heldout_loss": 2.0 - tokens / 1e5}
+        logger.log_metrics(metrics | ({"tokens": tokens} if tokens_metric else {}), step=tokens)
+        logger.log_json({"metrics": metrics, "items": {}, "groups": {}, "samples": []},
+                        f"evals/milestone_{tokens}.json")
+    schema.end_run(uri, run_id, Status.FINISHED)
+    schema.end_run(uri, parent, Status.FINISHED)
+
+    (trial,) = load_sweep("old", uri).trials
+    assert [(m.tokens, m.step) for m in trial.milestones] == [(2048, 2048), (4096, 4096)]
+    assert trial.final.learning == pytest.approx(0.04096)
+    assert trial.trained_tokens == 4096
+    assert load_eval(load_sweep("old", uri), run_id, trial.final.tokens)["metrics"]["learning"] == pytest.approx(0.04096)

@@ -34,6 +34,7 @@ def _logged_sweep(tmp_path, heldout, general):
 
     from lfl_ray import mlflow_schema as schema
     from lfl_ray.models import load_model
+    from lfl_ray.tracking import RunLogger
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     experiment_id = schema.ensure_experiment(uri, "logged")
@@ -49,6 +50,9 @@ def _logged_sweep(tmp_path, heldout, general):
     run_id = schema.child_run(uri, experiment_id, parent, key="lora-key", family="lora-r4", regime="custom",
                               params={"method": "lora", "model": "tiny-llama", "seed": 3})
     schema.log_adapter(uri, run_id, tmp_path / "adapter")
+    # Its last milestone: optimizer step 2, 96 tokens (the step is not the tokens).
+    schema.log_milestone(RunLogger(uri, run_id), step=2, tokens=96, metrics={"learning": 0.0, "heldout_loss": 9.0},
+                         eval_json={"metrics": {}})
     runs["lora"] = (run_id, lora.eval())
     full = load_model("tiny-llama", seed=5)
     with torch.no_grad():
@@ -81,6 +85,8 @@ def test_eval_of_a_trial_run_id_measures_its_logged_weights_on_the_sweeps_rows(e
             assert abs(measured[name] - expected[name]) < 1e-6, (method, name)
         text = capsys.readouterr().out
         assert f"trial {method}-key (run {run_id}, {method})" in text
+        if method == "lora":
+            assert "logged by the run at its last milestone (96 tokens): heldout_loss 9.000000" in text
         assert json.loads(out.read_text())["spec"]["batch_size"] == 3  # the sweep's settings
 
 

@@ -49,14 +49,26 @@ def test_statuses_include_an_asha_stop(smoke_sweep):
 def test_metrics_at_every_milestone(smoke_sweep):
     spec = load_study("code_ift", preset="smoke").spec()
     client, _parents, children = _runs(smoke_sweep)
-    milestone_tokens = [m * spec.budget.tokens_per_step for m in spec.budget.milestones]
+    milestones = list(spec.budget.milestones)
+    milestone_tokens = [m * spec.budget.tokens_per_step for m in milestones]
     for child in children:
-        done = len(milestone_tokens) if child.data.tags["lfl.status"] == "FINISHED" else 1
+        done = len(milestones) if child.data.tags["lfl.status"] == "FINISHED" else 1
         for name in ("learning", "learning_se", "forgetting", "forgetting_se", "heldout_loss_delta", "drift_kl"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, name)]
-            assert steps[:done] == milestone_tokens[:done], (child.info.run_name, name, steps)
+            assert steps[:done] == milestones[:done], (child.info.run_name, name, steps)  # optimizer steps
+        # tokens is a metric at every step that has metrics: trainable_params' 0, reports, milestones.
+        tokens = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "tokens")}
+        assert tokens[0] == 0 and all(tokens[s] == s * spec.budget.tokens_per_step for s in tokens)
+        assert [tokens[s] for s in milestones[:done]] == milestone_tokens[:done]
         losses = client.get_metric_history(child.info.run_id, "train_loss")
-        assert losses and all(m.step > 0 for m in losses)
+        assert losses and all(0 < m.step <= spec.budget.steps and m.step in tokens for m in losses)
+    from lfl_ray.analysis.runs import load_sweep
+
+    for trial in load_sweep(smoke_sweep.name, smoke_sweep.tracking_uri).usable:  # the reader: steps -> tokens
+        assert [(m.step, m.tokens) for m in trial.milestones] == list(zip(milestones, milestone_tokens))[
+            :len(trial.milestones)]
+        if trial.status == "FINISHED":
+            assert trial.trained_tokens == spec.budget.total_tokens
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "evals")}
         assert f"evals/milestone_{milestone_tokens[0]}.json" in artifacts
     finished = [c for c in children if c.data.tags["lfl.status"] == "FINISHED"]
