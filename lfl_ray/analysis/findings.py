@@ -232,30 +232,34 @@ def finding_d(weights: Sequence | None, lora_ranks: Sequence[int],
 
 
 def _lr_curve(sweep: Sweep, group: list[Config]) -> dict:
-    """One LR group's curve: learning per LR at the furthest shared milestone, the best LR,
-    and whether both neighbours of the best are worse beyond 2 SE (a visible U)."""
+    """One LR group's curve at the furthest shared milestone: learning per LR, the best LR,
+    the LRs tied with it (within 2 paired SE), and whether the U is visible: the tie does not
+    reach either end of the grid, so an LR below it and one above it are each worse than the
+    best beyond 2 SE. A flat top of two or three LRs is still a U; its best LR is then a range."""
     group = sorted([c for c in group if c.lr], key=lambda c: c.lr)
     top = best(group)
     out = {"lrs": [c.lr for c in group], "best_lr": top.lr if top else None,
-           "learning": [_est(c.estimate(Metric.LEARNING)) for c in group], "neighbours": []}
-    if top is None or len(group) < 2:
-        out["u_curve"] = False
-        out["why"] = "one learning rate only"
+           "learning": [_est(c.estimate(Metric.LEARNING)) for c in group], "versus_best": [],
+           "tied_lrs": [top.lr] if top else []}
+    if top is None or len(group) < 3:
+        out.update(u_curve=False, why=f"{len(group)} learning rate(s); a U needs three or more")
         return out
-    i = group.index(top)
-    if i in (0, len(group) - 1):
-        out["u_curve"] = False
-        out["why"] = f"the best LR {top.lr:.0e} is at the {'low' if i == 0 else 'high'} end of the grid"
-    worse = []
-    for j in (i - 1, i + 1):
-        if 0 <= j < len(group):
-            diff, tokens = compare(sweep, top, group[j], Metric.LEARNING)
-            out["neighbours"].append({"lr": group[j].lr, "best_minus_it": _est(diff), "tokens": tokens})
-            worse.append(diff.sign() > 0)
-    if "u_curve" not in out:
-        out["u_curve"] = all(worse)
-        if not all(worse):
-            out["why"] = "a neighbouring LR is within noise of the best"
+    tied = []
+    for c in group:
+        if c is top:
+            tied.append(c.lr)
+            continue
+        diff, tokens = compare(sweep, top, c, Metric.LEARNING)
+        out["versus_best"].append({"lr": c.lr, "best_minus_it": _est(diff), "tokens": tokens})
+        if diff.sign() <= 0:  # not worse than the best beyond 2 SE: tied with it
+            tied.append(c.lr)
+    out["tied_lrs"] = tied
+    low_end, high_end = group[0].lr in tied, group[-1].lr in tied
+    out["u_curve"] = not (low_end or high_end)
+    if low_end or high_end:
+        ends = [name for name, hit in (("lowest", low_end), ("highest", high_end)) if hit]
+        out["why"] = (f"the {' and '.join(ends)} LR of the grid is within noise of the best "
+                      f"({top.lr:.0e}): widen the grid")
     return out
 
 
@@ -278,19 +282,25 @@ def finding_e(sweep: Sweep, configs: list[Config]) -> Finding:
         group = [c for c in configs if _without_lr(c.label) == _without_lr(top.label)]
         curves[name] = _lr_curve(sweep, group)
     ratio = lora.lr / full.lr
+    # The best LR of a flat top is any LR tied with it: the ratio is as uncertain as both ties.
+    low = min(curves["lora"]["tied_lrs"]) / max(curves["full"]["tied_lrs"])
+    high = max(curves["lora"]["tied_lrs"]) / min(curves["full"]["tied_lrs"])
     visible = curves["full"]["u_curve"] and curves["lora"]["u_curve"]
     if visible:
-        verdict = AGREES if ratio >= SEVERAL_TIMES else DISAGREES if ratio <= 1 else PARTLY
+        verdict = (AGREES if low >= SEVERAL_TIMES else DISAGREES if high <= 1
+                   else PARTLY if ratio >= SEVERAL_TIMES else NOISE)
     else:
-        verdict = UNTESTED if any(len(c["lrs"]) < 2 for c in curves.values()) else NOISE
+        verdict = UNTESTED if any(len(c["lrs"]) < 3 for c in curves.values()) else NOISE
     whys = [f"{n}: {c['why']}" for n, c in curves.items() if not c["u_curve"]]
+    span = "" if low == high else f" (LRs tied with the best within 2 SE give {low:.3g}x-{high:.3g}x)"
     text = (f"Best LR: full FT {full.lr:.0e} ({full.label}), LoRA {lora.lr:.0e} ({lora.label}); "
-            f"ratio {ratio:.3g}x." + (" U-curve visible on both." if visible else
-                                      " U-curve not visible (" + "; ".join(whys) + "), so the "
-                                      "ratio is not settled."))
+            f"ratio {ratio:.3g}x{span}." + (" U-curve visible on both grids." if visible else
+                                            " U-curve not visible (" + "; ".join(whys) + "), so the "
+                                            "ratio is not settled."))
     return Finding("e", "LoRA's best LR is several times full FT's", claim, verdict, text, ratio,
-                   None, [full.final_tokens], {"ratio": ratio, "full": curves["full"],
-                                               "lora": curves["lora"]}, ITEMS_SOURCE)
+                   None, [full.final_tokens], {"ratio": ratio, "ratio_range": [low, high],
+                                               "full": curves["full"], "lora": curves["lora"]},
+                   ITEMS_SOURCE)
 
 
 def finding_capacity(sweep: Sweep, configs: list[Config],

@@ -90,6 +90,35 @@ def test_findings_json_has_verdicts_and_renders(sweeps, tmp_path):
     for fid in ("c", "d", "intruders", "kl_target"):
         assert apart[fid]["verdict"] == "not tested"
     assert apart["kl_general"]["verdict"] == "agrees"
-    assert apart["e"]["verdict"] == "not distinguishable"  # best LRs at the grid's edge
+    assert apart["e"]["verdict"] == "not tested"  # two LRs a family: no U can show
     text = findings.markdown(json.loads((tmp_path / "apart" / findings.FILE).read_text()))
     assert "| b | LoRA forgets less at matched learning | -0.16" in text
+
+
+def lr_grid_trials(full: dict[float, float], lora: dict[float, float]) -> list[FakeTrial]:
+    """Full FT and LoRA r=16 trials at the given {lr: final learning}, items tight enough that
+    0.03 apart is beyond 2 paired SE and 0.003 apart is not."""
+    trials = []
+    for family, method, grid in (("full", "full", full), ("lora-r16-all", "lora", lora)):
+        for lr, top in grid.items():
+            params = {"method": method, "lr": lr} | ({"rank": 16} if method == "lora" else {})
+            learn = [top * 0.5, top * 0.75, top]
+            trials.append(FakeTrial(f"{family}-{lr:g}", family, params, learn, [0.1 * x for x in learn],
+                                    item_noise=0.01))
+    return trials
+
+
+def test_lr_finding_reads_a_flat_topped_u_and_gives_the_ratio_as_a_range(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # Full FT peaks at 1e-4; LoRA is flat over 1e-3..3e-3 and falls off on both sides.
+    write_sweep(uri, "u", lr_grid_trials({3e-5: 0.17, 1e-4: 0.23, 3e-4: 0.20},
+                                         {3e-4: 0.17, 1e-3: 0.203, 3e-3: 0.205, 1e-2: -0.03}))
+    write_sweep(uri, "edge", lr_grid_trials({3e-5: 0.17, 1e-4: 0.23, 3e-4: 0.20},
+                                            {3e-4: 0.10, 1e-3: 0.15, 3e-3: 0.20}))
+    u = findings.finding_e(load_sweep("u", uri), group_configs(load_sweep("u", uri).usable))
+    assert u.verdict == findings.AGREES, u.text
+    assert u.numbers["lora"]["tied_lrs"] == [1e-3, 3e-3] and u.numbers["full"]["tied_lrs"] == [1e-4]
+    assert u.numbers["ratio"] == pytest.approx(30.0) and u.numbers["ratio_range"] == pytest.approx([10.0, 30.0])
+    assert "10x-30x" in u.text and "U-curve visible on both" in u.text
+    edge = findings.finding_e(load_sweep("edge", uri), group_configs(load_sweep("edge", uri).usable))
+    assert edge.verdict == findings.NOISE and "highest LR of the grid" in edge.text
