@@ -45,3 +45,26 @@ def test_topk_kl_is_a_lower_bound_exact_at_full_vocabulary(tiny_model):
         assert f == pytest.approx(e, rel=1e-3)
     same = block_drift(tiny_model, blocks, drift_reference(tiny_model, blocks, k=8, desc=""), desc="")
     assert same == [0.0, 0.0]
+
+
+def test_right_padded_rows_of_any_length_score_as_if_alone(tiny_model):
+    """Batches are sorted by length and cut to their longest row: each row's loss and drift
+    equal those of the row scored alone and unpadded, in the rows' own order."""
+    from lfl_ray.data.blocks import TokenBlocks
+    from lfl_ray.models import load_model
+
+    blocks = random_blocks(5, 24, seed=5, docs=5)
+    lengths = [24, 7, 15, 3, 11]
+    for i, n in enumerate(lengths):  # right padding, as the passage rows have
+        blocks.input_ids[i, n:] = 0
+        blocks.labels[i, n:] = -100
+        blocks.attention_mask[i, n:] = 0
+    alone = [TokenBlocks(blocks.input_ids[i:i + 1, :n], blocks.labels[i:i + 1, :n],
+                         blocks.attention_mask[i:i + 1, :n], [f"doc{i}"]) for i, n in enumerate(lengths)]
+    got = block_losses(tiny_model, blocks, batch_size=2, desc="")
+    want = [block_losses(tiny_model, a, batch_size=1, desc="")[0] for a in alone]
+    assert got == pytest.approx(want, rel=1e-5)
+    tuned = load_model("tiny-llama", seed=1)
+    drift = block_drift(tuned, blocks, drift_reference(tiny_model, blocks, k=8, desc=""), batch_size=2, desc="")
+    drift_alone = [block_drift(tuned, a, drift_reference(tiny_model, a, k=8, desc=""), desc="")[0] for a in alone]
+    assert drift == pytest.approx(drift_alone, rel=1e-4, abs=1e-7)
