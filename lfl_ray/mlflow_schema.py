@@ -3,7 +3,7 @@
 One experiment per sweep (named after it, created with an absolute artifact location):
 
 - **parent run** (``Tag.ROLE = Role.SWEEP``): the flattened sweep spec as params, the spec
-  itself as ``Artifact.SWEEP_SPEC``, the base model's eval metrics as ``base/<metric>`` at
+  itself as ``Artifact.SWEEP_SPEC``, the base model's eval metrics as ``<metric>_base`` at
   step 0 and its per-item EvalResult JSON as ``Artifact.BASE_EVAL``, the held-out and
   general-text rows every trial is measured on (``Artifact.HELDOUT_DATA``,
   ``Artifact.GENERAL_DATA``); ``Tag.STATUS`` when it ends. The experiment's description is
@@ -126,7 +126,13 @@ ERROR_CHARS = 5000
 
 class Metric:
     """Metric names. A trial's steps are optimizer steps (``Metric.TOKENS`` gives each one's
-    training tokens); the parent's ``base/*`` are at step 0."""
+    training tokens); the parent's ``<m>_base`` are at step 0.
+
+    How the MLflow UI (3.x) orders them: metric columns of the runs table, its column menu and
+    the charts of a section go by key (alphabetically); a key's ``prefix/`` makes a chart
+    section of its own, and those sections come before "Model metrics". So eval metrics keep
+    plain names and the base model's values sit beside them (``<m>``, ``<m>_base``,
+    ``<m>_delta``) rather than in a section above every trial's charts."""
 
     LEARNING = "learning"
     """At each milestone: how much the trial learned, signed, higher = more (the learning
@@ -167,8 +173,10 @@ class Metric:
     EVAL_LOSS_RANKS = "eval_loss_ranks"
     """How many ranks scored the loss suites' shards at that milestone (split loss evals)."""
 
-    BASE_PREFIX = "base/"
-    """Parent run: ``base/<m>`` is the base model's value of eval metric ``<m>``."""
+    BASE_SUFFIX = "_base"
+    """Parent run: ``<m>_base`` is the base model's value of eval metric ``<m>``."""
+    LEGACY_BASE_PREFIX = "base/"
+    """Stores written by earlier lfl-ray named the base value ``base/<m>`` (``base_metrics`` reads both)."""
     SE_SUFFIX = "_se"
     """``<m>_se``: the eval's own standard error of ``<m>`` (or of a primary metric)."""
     DELTA_SUFFIX = "_delta"
@@ -185,7 +193,19 @@ class Metric:
 
 def base_metric(name: str) -> str:
     """The parent run's name for the base model's value of eval metric ``name``."""
-    return f"{Metric.BASE_PREFIX}{name}"
+    return f"{name}{Metric.BASE_SUFFIX}"
+
+
+def base_metrics(parent_metrics: Mapping[str, float]) -> dict[str, float]:
+    """The base model's eval metrics from the parent run's metrics (``<m>_base``, or an older
+    store's ``base/<m>``), by eval metric name."""
+    base = {}
+    for key, value in parent_metrics.items():
+        if key.startswith(Metric.LEGACY_BASE_PREFIX):
+            base[key[len(Metric.LEGACY_BASE_PREFIX):]] = float(value)
+        elif key.endswith(Metric.BASE_SUFFIX):
+            base[key[:-len(Metric.BASE_SUFFIX)]] = float(value)
+    return base
 
 
 def delta_metric(name: str) -> str:
@@ -438,10 +458,15 @@ def experiment_description(spec, note: str = "") -> str:
     custom = getattr(spec, "data", None)
     data = (f"your {custom.kind} `{custom.label}` from {custom.source}" if custom is not None
             else f"the built-in `{spec.regime}` data ({spec.data_source})")
-    lines = [note.strip(), ""] if note.strip() else []
-    lines += [
-        f"**LoRA vs full finetuning** of `{spec.model}` on {data}.",
+    lines = [
+        # The UI shows this first line until the description is unfolded.
+        f"**LoRA vs full finetuning** of `{spec.model}` on {data}: compare trials by "
+        f"`{Metric.LEARNING}` and `{Metric.FORGETTING}` (runs table: Columns, tick both; chart view: "
+        "search for them).",
         "",
+    ]
+    lines += [note.strip(), ""] if note.strip() else []
+    lines += [
         f"- **Budget per trial**: {budget.steps} optimizer steps x {budget.global_batch_size} rows x "
         f"{budget.seq_len} tokens = {budget.total_tokens:,} tokens; evals at steps "
         f"{', '.join(str(m) for m in budget.milestones)} ({suites}).",
@@ -449,7 +474,7 @@ def experiment_description(spec, note: str = "") -> str:
         "from the base model, signed so that higher = learned more (a loss's drop).",
         f"- **`{Metric.FORGETTING}`**: how much it forgot: the change of `{forgetting}` from the base "
         "model, signed so that higher = forgot more (negative: the general score improved).",
-        "- `<m>_delta`: an eval metric's change from the base model (the parent run holds `base/<m>`); "
+        "- `<m>_delta`: an eval metric's change from the base model (the parent run holds `<m>_base`); "
         "`<m>_delta_se`, `learning_se`, `forgetting_se`: paired standard errors over the same eval items.",
         "",
         "**Reading the runs.** The parent run (`lfl.role = sweep`) holds the sweep spec "
@@ -529,7 +554,7 @@ def start_parent(tracking_uri: str, experiment_id: str, *, resume: bool, name: s
 
 
 def log_base(tracking_uri: str, run_id: str, metrics: Mapping[str, float], eval_json: dict) -> None:
-    """The base model's eval on the parent run: ``base/<m>`` at step 0 and ``Artifact.BASE_EVAL``."""
+    """The base model's eval on the parent run: ``<m>_base`` at step 0 and ``Artifact.BASE_EVAL``."""
     logger = RunLogger(tracking_uri, run_id)
     logger.log_metrics({base_metric(k): v for k, v in metrics.items()}, step=0)
     logger.log_json(eval_json, Artifact.BASE_EVAL)
@@ -575,8 +600,11 @@ def log_milestone(logger: RunLogger, *, step: int, tokens: int, metrics: Mapping
     """One eval milestone at optimizer step ``step`` (``tokens`` seen): ``metrics``
     (``MilestoneEvaluator.compare``'s: the primary pair, every ``<m>``, ``<m>_delta``,
     ``<m>_delta_se``; non-finite values are dropped) and ``Metric.TOKENS`` at that step, and
-    the EvalResult JSON as ``Artifact.milestone_eval(tokens)``."""
-    logger.log_metrics({**metrics, Metric.TOKENS: tokens}, step=step)
+    the EvalResult JSON as ``Artifact.milestone_eval(tokens)``. The primary pair is logged
+    first: a store that lists a run's metrics in the order they were first logged (sqlite)
+    shows them above the eval metrics on the run page."""
+    primary = [m for name in Metric.PRIMARY for m in (name, se_metric(name)) if m in metrics]
+    logger.log_metrics({**{name: metrics[name] for name in primary}, **metrics, Metric.TOKENS: tokens}, step=step)
     logger.log_json(eval_json, Artifact.milestone_eval(tokens))
 
 

@@ -71,7 +71,9 @@ def test_check_writable_names_the_field(tmp_path):
 
 
 def test_metric_names():
-    assert schema.base_metric("mc_mean") == "base/mc_mean"
+    assert schema.base_metric("mc_mean") == "mc_mean_base"  # no "/": the UI makes a section of a prefix
+    assert schema.base_metrics({"mc_mean_base": 0.5, "drift_kl_se_base": 0.0}) == {"mc_mean": 0.5, "drift_kl_se": 0.0}
+    assert schema.base_metrics({"base/mc_mean": 0.5}) == {"mc_mean": 0.5}  # a store of earlier lfl-ray
     assert schema.delta_metric("mc_mean") == "mc_mean_delta"
     assert schema.change_se_metric("mc_mean") == "mc_mean_delta_se"
     assert schema.change_se_metric(schema.Metric.LEARNING) == "learning_se"
@@ -131,7 +133,9 @@ def test_the_experiment_description_says_what_the_runs_mean():
 
     spec = load_study("code_ift", preset="smoke", name="described").spec()
     text = schema.experiment_description(spec, "Does LoRA forget less on code?")
-    assert text.startswith("Does LoRA forget less on code?")
+    first, rest = text.split("\n", 1)  # the UI shows the first line until unfolded
+    assert first.startswith("**LoRA vs full finetuning** of") and "`learning` and `forgetting`" in first
+    assert "Does LoRA forget less on code?" in rest
     for words in (spec.model, f"{spec.budget.total_tokens:,} tokens", "**`learning`**", "**`forgetting`**",
                   "EARLY_STOPPED", "`tokens`", "`adapter/`", "lfl-ray eval --adapter", "system/"):
         assert words in text, words
@@ -147,7 +151,7 @@ def test_training_reports_log_tokens_as_a_metric(store):
     logger = RunLogger(uri, run_id)
     schema.log_trainable_params(logger, 1000, 0.5)
     schema.log_training(logger, step=4, tokens=2048, train_loss=1.5, lr=1e-4, tokens_per_s=100.0)
-    schema.log_milestone(logger, step=8, tokens=4096, metrics={"learning": 0.1, "heldout_loss": 2.0},
+    schema.log_milestone(logger, step=8, tokens=4096, metrics={"heldout_loss": 2.0, "learning": 0.1},
                          eval_json={"metrics": {}})
     mlflow_client = schema.client(uri)
     steps = lambda name: [(m.step, m.value) for m in mlflow_client.get_metric_history(run_id, name)]  # noqa: E731
@@ -156,6 +160,8 @@ def test_training_reports_log_tokens_as_a_metric(store):
     assert steps(schema.Metric.TRAINABLE_PARAMS) == [(0, 1000.0)]
     assert steps(schema.Metric.TRAIN_LOSS) == [(4, 1.5)]
     assert steps(schema.Metric.LEARNING) == [(8, 0.1)]
+    keys = list(_run(uri, run_id).data.metrics)  # sqlite lists them as first logged: the run page's order
+    assert keys.index(schema.Metric.LEARNING) < keys.index("heldout_loss")
     # Per-item evals are still named by tokens.
     assert [a.path for a in mlflow_client.list_artifacts(run_id, "evals")] == ["evals/milestone_4096.json"]
     tokens_at = schema.step_tokens(mlflow_client, run_id)

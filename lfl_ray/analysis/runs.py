@@ -17,7 +17,7 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
-                                   parent_filter, search_all, step_tokens, trial_filter)
+                                   base_metrics, parent_filter, search_all, step_tokens, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
 # Params that describe a configuration, in the order labels show them.
@@ -157,7 +157,7 @@ class Sweep:
     spec: Mapping[str, str]
     """The parent run's params (the flattened sweep spec)."""
     base_metrics: Mapping[str, float]
-    """The base model's eval metrics (``base/<m>`` without the prefix)."""
+    """The base model's eval metrics by name (the parent's ``<m>_base``: ``mlflow_schema.base_metrics``)."""
     trials: tuple[Trial, ...]
 
     @property
@@ -246,10 +246,7 @@ def load_sweep(experiment: str, tracking_uri: str | None = None) -> Sweep:
     parent = max(parents, key=lambda r: r.info.start_time or 0) if parents else None
     runs = search_all(client, experiment_id, trial_filter(parent.info.run_id if parent else None))
     trials = sorted((_trial(client, run) for run in runs), key=lambda t: (t.trial_id, t.run_id))
-    base = {}
-    if parent is not None:
-        prefix = Metric.BASE_PREFIX
-        base = {k[len(prefix):]: float(v) for k, v in parent.data.metrics.items() if k.startswith(prefix)}
+    base = base_metrics(parent.data.metrics) if parent is not None else {}
     return Sweep(name=experiment, experiment_id=experiment_id,
                  parent_run_id=parent.info.run_id if parent else None, tracking_uri=tracking_uri,
                  spec=dict(parent.data.params) if parent else {}, base_metrics=base,

@@ -162,6 +162,7 @@ def test_an_older_store_whose_steps_are_tokens_still_reads_right(tmp_path, token
                                  resume=False)
     run_id = schema.child_run(uri, experiment_id, parent, key="full-old", family="full", regime="code_ift",
                               params={"method": "full", "lr": 1e-4})
+    RunLogger(uri, parent).log_metrics({"base/heldout_loss": 2.3}, step=0)  # the old name of heldout_loss_base
     logger = RunLogger(uri, run_id)  # the old writer, call for call
     logger.log_metrics({"trainable_params": 1234, "trainable_fraction": 1.0}, step=0)
     for tokens in (2048, 4096):
@@ -175,7 +176,9 @@ def test_an_older_store_whose_steps_are_tokens_still_reads_right(tmp_path, token
     schema.end_run(uri, run_id, Status.FINISHED)
     schema.end_run(uri, parent, Status.FINISHED)
 
-    (trial,) = load_sweep("old", uri).trials
+    sweep = load_sweep("old", uri)
+    assert sweep.base_metrics == {"heldout_loss": 2.3}
+    (trial,) = sweep.trials
     assert [(m.tokens, m.step) for m in trial.milestones] == [(2048, 2048), (4096, 4096)]
     assert trial.final.learning == pytest.approx(0.04096)
     assert trial.trained_tokens == 4096

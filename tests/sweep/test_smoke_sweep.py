@@ -29,7 +29,7 @@ def test_smoke_sweep_leaves_one_nested_run_per_trial(smoke_sweep):
     assert {c.data.params["method"] for c in children} == {"full", "lora"}
     assert not [c for c in children if c.info.status == "RUNNING"]
     # Base-model metrics and spec on the parent.
-    assert "base/heldout_loss" in parents[0].data.metrics and "base/general_loss" in parents[0].data.metrics
+    assert "heldout_loss_base" in parents[0].data.metrics and "general_loss_base" in parents[0].data.metrics
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert "sweep_spec.json" in artifacts
 
