@@ -3,9 +3,11 @@
     lfl-ray ui --tracking-uri sqlite:////tmp/figs/mlflow.db --port 5055 &
     python bench/ui_screenshots.py --experiment figs --url http://127.0.0.1:5055 --out /tmp/ui-shots
 
-Writes, under --out: the experiment's runs table (children expanded, then with the
-learning/forgetting columns), its chart view, one trial's overview, metrics, system metrics
-and artifacts tabs, and the compare view of up to three trials. Needs Playwright
+Writes, under --out: the experiment's description (expanded), its runs table (children
+expanded, then with the learning/forgetting columns), its chart view; for one trial per method
+and the sweep's parent run: the overview (the parent's note unfolded), metrics, system metrics
+and artifacts tabs (folders open, a file previewed); and the compare view of up to three
+trials. Needs Playwright
 (``pip install playwright``, into any Python: it is not a dependency of lfl-ray) and a
 Chromium (Debian's ``chromium``; --chromium names another). Only reads the server: the runs
 are found through MLflow's REST API, and nothing is clicked that writes.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import urllib.request
 from pathlib import Path
@@ -58,6 +61,21 @@ def _close_assistant(page) -> None:
             return
 
 
+def _open_artifacts(page, folders, preview) -> None:
+    """Unfold the artifact tree's ``folders`` and preview the first file named in ``preview``."""
+    for name in folders:
+        node = page.locator(f"[data-testid=artifact-tree-node][artifact-name='{name}']").first
+        if node.count():
+            node.click()
+            page.wait_for_timeout(800)
+    for name in preview:
+        node = page.locator(f"[data-testid=artifact-tree-node][artifact-name='{name}']").first
+        if node.count():
+            node.click()
+            _settle(page, 2500)
+            return
+
+
 def _click_text(page, text: str) -> bool:
     target = page.get_by_text(text, exact=True).first
     if target.count() and target.is_visible():
@@ -70,15 +88,21 @@ def _click_text(page, text: str) -> bool:
 def _show_columns(page, names) -> None:
     """Tick columns by name in the runs table's Columns menu (MLflow 3 shows no metric or
     param column until asked); a name the menu lacks is skipped."""
-    page.get_by_role("button", name="Columns").first.click()
-    page.wait_for_timeout(800)
     search = page.get_by_placeholder("Search columns").first
+    for _ in range(3):  # the menu may not open while the table is still loading
+        page.get_by_role("button", name="Columns", exact=True).first.click()
+        try:
+            search.wait_for(state="visible", timeout=5000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
+            page.keyboard.press("Escape")
+            _settle(page, 1500)
+    menu = page.locator("[role=dialog][data-component-id$='column_selector']").first
     for name in names:
         search.fill(name)
         page.wait_for_timeout(600)
-        entry = page.get_by_role("menuitemcheckbox", name=name, exact=True)
-        if not entry.count():
-            entry = page.get_by_text(name, exact=True)
+        # Only the menu's own entries: the experiment's description names the same metrics.
+        entry = menu.locator(".du-bois-light-tree-title").filter(has_text=re.compile(f"^{re.escape(name)}$"))
         if entry.count():
             entry.first.click()
             page.wait_for_timeout(400)
@@ -86,7 +110,7 @@ def _show_columns(page, names) -> None:
     page.wait_for_timeout(800)
 
 
-COLUMNS = ("learning", "forgetting", "tokens", "method", "lr", "rank", "targets")
+COLUMNS = ("learning", "forgetting", "tokens", "method", "lr", "rank", "targets", "lfl.status")
 """The columns a reader of a sweep looks for first (metrics and params alike)."""
 
 
@@ -134,6 +158,14 @@ def shoot(url: str, experiment: str, out: Path, chromium: str, width: int, heigh
         _close_assistant(page)
         _click_text(page, "Model training")  # MLflow 3 opens in its GenAI mode
         snap("01_runs_table_collapsed")
+        # The experiment's description shows its first line until expanded.
+        more = page.locator("button[data-component-id$='metadata_editor.expand_button']").first
+        if more.count():
+            more.click(force=True, timeout=5000)
+            page.wait_for_timeout(1000)
+            snap("00_experiment_description", tall=1400)
+            page.reload()  # folded again
+            _settle(page)
         # The sweep's parent run holds the trials folded under it.
         expander = page.locator("button[data-component-id*='runnamecellrenderer']").first
         if expander.count():
@@ -159,13 +191,11 @@ def shoot(url: str, experiment: str, out: Path, chromium: str, width: int, heigh
                                     ("/artifacts", "artifacts", None)):
                 page.goto(f"{base}/runs/{run_id}{tab}")
                 _settle(page, 3000)
-                if tab == "/artifacts":  # open every folder of the tree
-                    for _ in range(3):
-                        closed = page.locator("[aria-expanded='false']")
-                        if not closed.count():
-                            break
-                        closed.first.click()
-                        page.wait_for_timeout(600)
+                if tab == "" and _click_text(page, "Show more"):  # the parent's note (findings)
+                    page.wait_for_timeout(1000)
+                if tab == "/artifacts":
+                    _open_artifacts(page, ("adapter", "analysis", "evals"),
+                                    ("adapter_config.json", "findings.md", "report.html"))
                 snap(f"{10 + n}_{who}_{name}", tall)
 
         chosen = [r["info"]["run_id"] for r in trials[:3]]
