@@ -154,9 +154,10 @@ class Metric:
     TOKENS_PER_S = "tokens_per_s"
     """Training throughput since the last report (all workers)."""
     TOKENS = "tokens"
-    """Training tokens seen (all workers) by that optimizer step, logged with every training
-    report and milestone: the MLflow UI plots any metric against tokens with this metric as its
-    x-axis, and the reader turns a step into tokens with it (``step_tokens``)."""
+    """Training tokens seen (all workers) by that optimizer step, logged once at every step that
+    has metrics (``log_trainable_params`` at 0, ``log_training`` at each report, milestones
+    included): the MLflow UI plots any metric against tokens with this metric as its x-axis,
+    and the reader turns a step into tokens with it (``step_tokens``)."""
     TRAINABLE_PARAMS = "trainable_params"
     """Trainable parameter count (step 0, once)."""
     TRAINABLE_FRACTION = "trainable_fraction"
@@ -485,8 +486,8 @@ def experiment_description(spec, note: str = "") -> str:
         f"{Status.EARLY_STOPPED} (the scheduler stopped a weak trial: no failure, so MLflow shows it "
         f"FINISHED), {Status.FAILED} (the error in `{Tag.ERROR}`) or {Status.INTERRUPTED} (Ctrl-C; "
         "`--resume` continues it). A trial's metrics are logged by optimizer step (a chart's x-axis "
-        f"\"Step\"); the metric `{Metric.TOKENS}` holds the training tokens seen at each step, so a chart "
-        f"plots by tokens with `{Metric.TOKENS}` as its x-axis metric. A trial's "
+        f"\"Step\"); the metric `{Metric.TOKENS}` holds the training tokens seen at each step: to plot "
+        f"by tokens, pick it in the chart view's gear menu (X-axis, Metric, `{Metric.TOKENS}`). A trial's "
         "Datasets are what it trained on and was measured on (rows, tokens, digest). A LoRA trial "
         f"logs its adapter under `{Artifact.ADAPTER}/`; a full-finetuning trial logs no weights, "
         f"`{Tag.CHECKPOINT}` says where they are. `lfl-ray eval --adapter <run id>` measures either "
@@ -599,12 +600,15 @@ def log_milestone(logger: RunLogger, *, step: int, tokens: int, metrics: Mapping
                   eval_json: dict) -> None:
     """One eval milestone at optimizer step ``step`` (``tokens`` seen): ``metrics``
     (``MilestoneEvaluator.compare``'s: the primary pair, every ``<m>``, ``<m>_delta``,
-    ``<m>_delta_se``; non-finite values are dropped) and ``Metric.TOKENS`` at that step, and
-    the EvalResult JSON as ``Artifact.milestone_eval(tokens)``. The primary pair is logged
-    first: a store that lists a run's metrics in the order they were first logged (sqlite)
-    shows them above the eval metrics on the run page."""
+    ``<m>_delta_se``; non-finite values are dropped) at that step and the EvalResult JSON as
+    ``Artifact.milestone_eval(tokens)``. ``Metric.TOKENS`` at that step is ``log_training``'s,
+    which the loop calls at every milestone step: the UI pairs a chart's x-axis metric with
+    its y values by position after sorting, so a second ``tokens`` value at one step shifts
+    every later point. The primary pair is logged first: a store that lists a run's metrics
+    in the order they were first logged (sqlite) shows them above the eval metrics on the run
+    page."""
     primary = [m for name in Metric.PRIMARY for m in (name, se_metric(name)) if m in metrics]
-    logger.log_metrics({**{name: metrics[name] for name in primary}, **metrics, Metric.TOKENS: tokens}, step=step)
+    logger.log_metrics({**{name: metrics[name] for name in primary}, **metrics}, step=step)
     logger.log_json(eval_json, Artifact.milestone_eval(tokens))
 
 

@@ -151,14 +151,16 @@ def test_training_reports_log_tokens_as_a_metric(store):
     logger = RunLogger(uri, run_id)
     schema.log_trainable_params(logger, 1000, 0.5)
     schema.log_training(logger, step=4, tokens=2048, train_loss=1.5, lr=1e-4, tokens_per_s=100.0)
+    schema.log_training(logger, step=8, tokens=4096, train_loss=1.4, lr=1e-4, tokens_per_s=100.0)  # as the loop does
     schema.log_milestone(logger, step=8, tokens=4096, metrics={"heldout_loss": 2.0, "learning": 0.1},
                          eval_json={"metrics": {}})
     mlflow_client = schema.client(uri)
     steps = lambda name: [(m.step, m.value) for m in mlflow_client.get_metric_history(run_id, name)]  # noqa: E731
-    # Every metric's step is the optimizer step; tokens are a metric at each of those steps.
+    # Every metric's step is the optimizer step; tokens are a metric at each of those steps,
+    # once (a second value at a step breaks the UI's charts by tokens).
     assert steps(schema.Metric.TOKENS) == [(0, 0.0), (4, 2048.0), (8, 4096.0)]
     assert steps(schema.Metric.TRAINABLE_PARAMS) == [(0, 1000.0)]
-    assert steps(schema.Metric.TRAIN_LOSS) == [(4, 1.5)]
+    assert steps(schema.Metric.TRAIN_LOSS) == [(4, 1.5), (8, 1.4)]
     assert steps(schema.Metric.LEARNING) == [(8, 0.1)]
     keys = list(_run(uri, run_id).data.metrics)  # sqlite lists them as first logged: the run page's order
     assert keys.index(schema.Metric.LEARNING) < keys.index("heldout_loss")

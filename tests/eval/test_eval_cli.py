@@ -50,8 +50,10 @@ def _logged_sweep(tmp_path, heldout, general):
     run_id = schema.child_run(uri, experiment_id, parent, key="lora-key", family="lora-r4", regime="custom",
                               params={"method": "lora", "model": "tiny-llama", "seed": 3})
     schema.log_adapter(uri, run_id, tmp_path / "adapter")
-    # Its last milestone: optimizer step 2, 96 tokens (the step is not the tokens).
-    schema.log_milestone(RunLogger(uri, run_id), step=2, tokens=96, metrics={"learning": 0.0, "heldout_loss": 9.0},
+    # Its last milestone: optimizer step 2, 96 tokens (the step is not the tokens), logged as the loop does.
+    logger = RunLogger(uri, run_id)
+    schema.log_training(logger, step=2, tokens=96, train_loss=9.0, lr=1e-3, tokens_per_s=100.0)
+    schema.log_milestone(logger, step=2, tokens=96, metrics={"learning": 0.0, "heldout_loss": 9.0},
                          eval_json={"metrics": {}})
     runs["lora"] = (run_id, lora.eval())
     full = load_model("tiny-llama", seed=5)

@@ -57,7 +57,9 @@ def test_metrics_at_every_milestone(smoke_sweep):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, name)]
             assert steps[:done] == milestones[:done], (child.info.run_name, name, steps)  # optimizer steps
         # tokens is a metric at every step that has metrics: trainable_params' 0, reports, milestones.
-        tokens = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "tokens")}
+        history = client.get_metric_history(child.info.run_id, "tokens")
+        tokens = {m.step: m.value for m in history}
+        assert len(tokens) == len(history)  # once a step: the UI's charts by tokens pair x and y by position
         assert tokens[0] == 0 and all(tokens[s] == s * spec.budget.tokens_per_step for s in tokens)
         assert [tokens[s] for s in milestones[:done]] == milestone_tokens[:done]
         losses = client.get_metric_history(child.info.run_id, "train_loss")
