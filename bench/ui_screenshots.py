@@ -4,7 +4,8 @@
     python bench/ui_screenshots.py --experiment figs --url http://127.0.0.1:5055 --out /tmp/ui-shots
 
 Writes, under --out: the experiment's description (expanded), its runs table (children
-expanded, then with the learning/forgetting columns), its chart view; for one trial per method
+expanded, then with the learning/forgetting columns), its chart view (and learning/forgetting
+with ``tokens`` as the x-axis); for one trial per method
 and the sweep's parent run: the overview (the parent's note unfolded), metrics, system metrics
 and artifacts tabs (folders open, a file previewed); and the compare view of up to three
 trials. Needs Playwright
@@ -74,6 +75,25 @@ def _open_artifacts(page, folders, preview) -> None:
             node.click()
             _settle(page, 2500)
             return
+
+
+def _x_axis_metric(page, metric: str) -> bool:
+    """Plot the chart view's line charts against ``metric`` (its gear menu: X-axis, Metric)."""
+    gear = page.locator("button[data-component-id='mlflow.charts.controls.global_chart_setup_dropdown']").first
+    if not gear.count():
+        return False
+    gear.click()
+    page.wait_for_timeout(800)
+    page.get_by_text("Metric", exact=True).last.hover()
+    page.wait_for_timeout(800)
+    item = page.get_by_role("menuitemcheckbox", name=metric, exact=True)
+    if not item.count():
+        page.keyboard.press("Escape")
+        return False
+    item.first.evaluate("el => el.click()")  # the submenu scrolls: a pointer click misses it
+    page.wait_for_timeout(1500)
+    page.keyboard.press("Escape")
+    return True
 
 
 def _click_text(page, text: str) -> bool:
@@ -182,6 +202,13 @@ def shoot(url: str, experiment: str, out: Path, chromium: str, width: int, heigh
         page.goto(f"{base}/runs?compareRunsMode=CHART")
         _settle(page, 4000)
         snap("05_experiment_charts", tall=2400)
+        # The primary pair plotted by training tokens (the x-axis metric `tokens`).
+        if _x_axis_metric(page, "tokens"):
+            for n, name in enumerate(("learning", "forgetting")):
+                page.get_by_placeholder("Search metric charts").fill(name)
+                _settle(page, 2500)
+                snap(f"0{6 + n}_charts_{name}_by_tokens")
+            page.get_by_placeholder("Search metric charts").fill("")
 
         for n, run in enumerate(_pick(trials) + parents[:1]):
             run_id = run["info"]["run_id"]
