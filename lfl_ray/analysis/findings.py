@@ -139,11 +139,13 @@ def finding_b(matched: Sequence[MatchedComparison]) -> Finding:
     if pooled is None:
         return Finding("b", "LoRA forgets less at matched learning", claim, UNTESTED,
                        "The sweep lacks full-FT or LoRA trials.", source=source)
+    def level(lv) -> dict:
+        return {"learning": lv.learning, "forgetting": lv.forgetting_a,
+                "reference_forgetting": lv.forgetting_b, "difference": _est(lv.difference)}
+
     families = [{"family": c.a, "vs": c.b, "reach": list(c.reach),
-                 "levels": [{"learning": lv.learning, "forgetting": lv.forgetting_a,
-                             "reference_forgetting": lv.forgetting_b,
-                             "difference": _est(lv.difference)} for lv in c.levels],
-                 "reason": c.reason} for c in matched]
+                 "mean": level(c.mean) if c.mean else None,
+                 "levels": [level(lv) for lv in c.levels], "reason": c.reason} for c in matched]
     head = pooled.headline
     if head is None:
         return Finding("b", "LoRA forgets less at matched learning", claim, UNTESTED,
@@ -151,13 +153,18 @@ def finding_b(matched: Sequence[MatchedComparison]) -> Finding:
                        numbers={"families": families}, source=source)
     sign = head.difference.sign()
     state = {-1: "forgets less than", 1: "forgets more than", 0: "is not distinguishable from"}[sign]
-    text = (f"At matched learning {head.learning:+.3f} (the most both curves reach), LoRA's "
-            f"front {state} full FT's: forgetting LoRA minus full {head.difference.text()} "
-            f"({head.difference.how}), over milestones {pooled.tokens[0]:,}-{pooled.tokens[-1]:,} "
-            "tokens and every learning rate.")
-    return Finding("b", "LoRA forgets less at matched learning", claim, _sign_verdict(sign, -1),
+    at = "; ".join(f"{lv.learning:+.3f}: {lv.difference.text()}" for lv in pooled.levels)
+    opposite = [lv for lv in pooled.levels if sign and lv.difference.sign() == -sign]
+    verdict = PARTLY if opposite else _sign_verdict(sign, -1)
+    text = (f"Over matched learning 0 to {head.learning:+.3f} (the most both curves reach), LoRA "
+            f"{state} full FT: forgetting LoRA minus full, averaged over that range, "
+            f"{head.difference.text()} ({head.difference.how}); at learning {at}. Curves over "
+            f"milestones {pooled.tokens[0]:,}-{pooled.tokens[-1]:,} tokens and every learning rate"
+            + (f"; the sign turns at the high end, where LoRA {'forgets more' if sign < 0 else 'forgets less'}."
+               if opposite else "."))
+    return Finding("b", "LoRA forgets less at matched learning", claim, verdict,
                    text, head.difference.value, head.difference.se, list(pooled.tokens),
-                   {"matched_learning": head.learning, "lora_forgetting": head.forgetting_a,
+                   {"matched_learning_range": [0.0, head.learning], "lora_forgetting": head.forgetting_a,
                     "full_forgetting": head.forgetting_b, "families": families}, source)
 
 
@@ -455,12 +462,12 @@ def markdown(document: dict) -> str:
 
 
 def note(document: dict, report_hint: str = "") -> str:
-    """The parent run's MLflow note: the headline table (markdown)."""
-    from lfl_ray.analysis.tables import markdown_table
-
+    """The parent run's MLflow note: one line per finding (a list, since the MLflow UI draws
+    markdown tables without cell padding)."""
     text = [f"**lfl-ray findings** ({document.get('generated', '')}; differences count as real "
-            f"beyond {document.get('z', Z):g} SE)", "",
-            markdown_table(HEADLINE_HEADER, headline_rows(document))]
+            f"beyond {document.get('z', Z):g} SE)", ""]
+    for fid, title, value, verdict, tokens in headline_rows(document):
+        text.append(f"- **({fid}) {title}**: {verdict}; {value}" + (f" at {tokens} tokens" if tokens != "-" else ""))
     if report_hint:
         text += ["", report_hint]
     return "\n".join(text)

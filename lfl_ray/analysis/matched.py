@@ -1,14 +1,21 @@
 """Forgetting at matched learning: at the same amount learned, which family forgets less?
 
-The paper's claim is about the trade-off curve, not about one point per method. Each family
-(the ``lfl.family`` tag; or all LoRA trials pooled) gets a learning-forgetting curve: the
-Pareto front of its (trial, milestone) points over every milestone and learning rate, with
-the base model's (0, 0) as its first point (every family starts there, exactly), joined by
-straight lines. Forgetting is read off each curve at the same learning level, and the
-difference ``a - b`` gets its uncertainty from a paired bootstrap over the eval items: every
-replicate resamples the items (by source document where items share one) once, applies the
-same draw to every trial's per-item values (``evals/milestone_<tokens>.json`` minus the
-base's), rebuilds both fronts and reads them again. Points without per-item evals are
+The paper's claim is about the trade-off curve, not about one point per method. Each trial
+is a trajectory in the (learning, forgetting) plane: it starts at the base model's (0, 0),
+which every trial shares exactly, and passes through its milestones in training order,
+joined by straight lines (a trial stopped between two milestones would land near that
+line). A family's curve (the ``lfl.family`` tag; or all LoRA trials pooled) is the lower
+envelope of its trajectories: at learning ``x``, the least forgetting of any of its trials
+where its trajectory reaches ``x``, over every milestone and learning rate. Nothing is
+extrapolated: a family's curve ends at the most learning it reached, so the comparison
+covers learning from 0 to the most both families reach. Its headline is the mean of the
+forgetting difference over that range (the area between the curves over its width); the
+difference is also read at fractions of it (``LEVELS``).
+
+The uncertainty is a paired bootstrap over the eval items: every replicate resamples the
+items (by source document where items share one) once, applies the same draw to every
+trial's per-item values (``evals/milestone_<tokens>.json`` minus the base's), rebuilds both
+curves and reads them again over its own shared range. Points without per-item evals are
 jittered by their logged SE instead (and the estimate says so). Seeds are not resampled:
 the SE is eval noise, not training noise.
 """
@@ -21,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 
-from lfl_ray.analysis.pareto import non_dominated
 from lfl_ray.analysis.runs import Sweep, Trial, load_eval
 from lfl_ray.analysis.uncertainty import Z, Estimate
 from lfl_ray.mlflow_schema import METRIC_PARAM, Metric
@@ -33,42 +39,42 @@ MC_COMPONENTS = ("hellaswag_acc_norm", "arc_challenge_acc_norm", "winogrande_acc
 NEGATED = {Metric.LEARNING: "heldout_loss", Metric.FORGETTING: "mc_mean"}
 """The primary metric whose sign is flipped (``MilestoneEvaluator.compare``): a lower held-out
 loss is learning, a lower MC accuracy is forgetting."""
-LEVELS = (0.5, 0.75, 1.0)
+LEVELS = (0.25, 0.5, 0.75, 1.0)
 """Matched learning levels, as fractions of the most learning both curves reach (the
 bootstrap reads each replicate at the same fraction of its own shared reach)."""
+GRID = 40
+"""Learning levels the mean over the shared range is taken at (midpoints of equal steps)."""
 
 
-def interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
-    """y at ``x`` on the polyline through (xs, ys) (xs ascending), extended linearly past its ends."""
-    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-    if xs.size == 0:
-        return math.nan
-    if xs.size == 1:
-        return float(ys[0]) if x == xs[0] else math.nan
-    if x <= xs[0]:
-        i = 0
-    elif x >= xs[-1]:
-        i = xs.size - 2
-    else:
-        i = int(np.searchsorted(xs, x, side="right")) - 1
-    x0, x1, y0, y1 = xs[i], xs[i + 1], ys[i], ys[i + 1]
-    if x1 == x0:
-        return float(min(y0, y1))
-    return float(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+def trajectory(learning: Sequence[float], forgetting: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """One trial's path: the base model's (0, 0), then its milestones in training order."""
+    return (np.concatenate([[0.0], np.asarray(learning, float)]),
+            np.concatenate([[0.0], np.asarray(forgetting, float)]))
 
 
-def curve(learning: Sequence[float], forgetting: Sequence[float],
-          anchor: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """A family's front as a polyline, by increasing learning (with the base's (0, 0) first)."""
-    learn = np.asarray(list(learning) + ([0.0] if anchor else []), float)
-    forget = np.asarray(list(forgetting) + ([0.0] if anchor else []), float)
-    mask = non_dominated(learn, forget)
-    order = np.lexsort((forget[mask], learn[mask]))
-    xs, ys = learn[mask][order], forget[mask][order]
-    # Equal learning on the front keeps the lowest forgetting only (the polyline is a function).
-    keep = np.ones(xs.size, bool)
-    keep[1:] = xs[1:] != xs[:-1]
-    return xs[keep], ys[keep]
+def envelope(paths: Sequence[tuple[np.ndarray, np.ndarray]], xs: np.ndarray) -> np.ndarray:
+    """Least forgetting at each learning level in ``xs`` over the straight segments of
+    ``paths`` that cover it (a path that rises and falls covers a level twice: the lower
+    forgetting counts); NaN where no path reaches the level."""
+    xs = np.asarray(xs, float)
+    out = np.full(xs.shape, np.inf)
+    for learn, forget in paths:
+        for l0, l1, f0, f1 in zip(learn[:-1], learn[1:], forget[:-1], forget[1:]):
+            lo, hi = min(l0, l1), max(l0, l1)
+            inside = (xs >= lo) & (xs <= hi)
+            if not inside.any():
+                continue
+            if l1 == l0:
+                value = np.full(xs.shape, min(f0, f1))
+            else:
+                value = f0 + (f1 - f0) * (xs - l0) / (l1 - l0)
+            out = np.where(inside, np.minimum(out, value), out)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def reach(paths: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The most learning any of ``paths`` reached (0 for none)."""
+    return max((float(np.max(learn)) for learn, _ in paths), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -99,19 +105,22 @@ class MatchedComparison:
     a: str
     b: str
     levels: tuple[MatchedLevel, ...]
-    """At ``LEVELS`` of the most learning both reach; the last is the headline."""
+    """At ``LEVELS`` of the most learning both reach."""
     reach: tuple[float, float]
     """The most learning each curve reaches (a, b)."""
     tokens: tuple[int, ...]
     """Milestones (training tokens) of the points on either curve."""
-    curve_a: tuple[CurvePoint, ...] = field(default=())
-    curve_b: tuple[CurvePoint, ...] = field(default=())
+    mean: MatchedLevel | None = None
+    """The headline: forgetting of each curve and their difference averaged over learning
+    from 0 to the most both reach (``learning`` holds that upper end)."""
+    points_a: tuple[CurvePoint, ...] = field(default=())
+    points_b: tuple[CurvePoint, ...] = field(default=())
     reason: str = ""
     """Why there are no levels (curves that share no learning range), else empty."""
 
     @property
     def headline(self) -> MatchedLevel | None:
-        return self.levels[-1] if self.levels else None
+        return self.mean
 
     def verdict_sign(self, z: float = Z) -> int:
         """-1: ``a`` forgets less at matched learning, +1: more, 0: not distinguishable."""
@@ -219,49 +228,57 @@ def family_points(sweep: Sweep, trials: Sequence[Trial], *, n_boot: int = N_BOOT
             np.stack(forget, axis=1) if forget else np.zeros(shape), unpaired)
 
 
-def _curve_points(points: list[CurvePoint]) -> tuple[CurvePoint, ...]:
-    xs, ys = curve([p.learning for p in points], [p.forgetting for p in points])
-    chosen = []
-    for x, y in zip(xs, ys):
-        match = [p for p in points if p.learning == x and p.forgetting == y]
-        chosen.append(match[0] if match else CurvePoint("base", 0, 0.0, 0.0))
-    return tuple(chosen)
+def _paths(points: Sequence[CurvePoint], learn: np.ndarray, forget: np.ndarray) -> list[tuple]:
+    """Each trial's trajectory from ``points`` (in the order family_points gives them: trial
+    by trial, milestones in training order) and one row of values per point."""
+    by_trial: dict[str, list[int]] = {}
+    for i, p in enumerate(points):
+        by_trial.setdefault(p.trial_id, []).append(i)
+    return [trajectory(learn[idx], forget[idx]) for idx in by_trial.values()]
+
+
+def _read(paths_a, paths_b, fractions: Sequence[float]) -> tuple[float, np.ndarray, np.ndarray]:
+    """Shared reach, and each curve's forgetting at ``fractions`` of it then on the mean's grid."""
+    shared = min(reach(paths_a), reach(paths_b))
+    if shared <= 0:
+        return shared, np.full(len(fractions) + GRID, np.nan), np.full(len(fractions) + GRID, np.nan)
+    xs = shared * np.concatenate([np.asarray(fractions, float), (np.arange(GRID) + 0.5) / GRID])
+    return shared, envelope(paths_a, xs), envelope(paths_b, xs)
 
 
 def compare_families(a: _Family, b: _Family, how: str,
                      levels: Sequence[float] = LEVELS) -> MatchedComparison:
     """``a`` minus ``b`` in forgetting at matched learning, with bootstrap SEs."""
     tokens = tuple(sorted({p.tokens for p in a.points + b.points}))
-    ca = curve([p.learning for p in a.points], [p.forgetting for p in a.points])
-    cb = curve([p.learning for p in b.points], [p.forgetting for p in b.points])
-    reach = (float(ca[0][-1]), float(cb[0][-1]))
-    shared = min(reach)
-    common = dict(a=a.name, b=b.name, reach=reach, tokens=tokens,
-                  curve_a=_curve_points(a.points), curve_b=_curve_points(b.points))
+    pa = _paths(a.points, np.array([p.learning for p in a.points]), np.array([p.forgetting for p in a.points]))
+    pb = _paths(b.points, np.array([p.learning for p in b.points]), np.array([p.forgetting for p in b.points]))
+    common = dict(a=a.name, b=b.name, reach=(reach(pa), reach(pb)), tokens=tokens,
+                  points_a=tuple(a.points), points_b=tuple(b.points))
     if not a.points or not b.points:
         return MatchedComparison(levels=(), reason="a family has no eval point", **common)
+    shared, fa, fb = _read(pa, pb, levels)
     if shared <= 0:
-        return MatchedComparison(levels=(), reason="a family learned nothing (its front never "
-                                 "rises above the base model), so no learning level is shared",
-                                 **common)
-    out = []
-    n_boot = a.learn.shape[0]
-    replicate_curves = [(curve(a.learn[r], a.forget[r]), curve(b.learn[r], b.forget[r]))
-                        for r in range(n_boot)]
-    for fraction in levels:
-        x = shared * fraction
-        fa, fb = interpolate(*ca, x), interpolate(*cb, x)
-        diffs = np.empty(n_boot)
-        for r in range(n_boot):
-            # Each replicate reads its own curves at the same fraction of its own shared
-            # reach, so no curve is read past its end.
-            ra, rb = replicate_curves[r]
-            at = min(ra[0][-1], rb[0][-1]) * fraction
-            diffs[r] = interpolate(*ra, at) - interpolate(*rb, at) if at > 0 else math.nan
-        finite = diffs[np.isfinite(diffs)]
-        se = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-        out.append(MatchedLevel(x, fa, fb, Estimate(fa - fb, se, how)))
-    return MatchedComparison(levels=tuple(out), **common)
+        return MatchedComparison(levels=(), reason="a family learned nothing (no trajectory rises "
+                                 "above the base model), so no learning level is shared", **common)
+    k = len(levels)
+    reps = np.full((a.learn.shape[0], k + 1), np.nan)
+    for r in range(a.learn.shape[0]):
+        # Each replicate reads its own curves at the same fractions of its own shared reach.
+        _, ra, rb = _read(_paths(a.points, a.learn[r], a.forget[r]),
+                          _paths(b.points, b.learn[r], b.forget[r]), levels)
+        d = ra - rb
+        reps[r, :k] = d[:k]
+        reps[r, k] = np.mean(d[k:]) if np.all(np.isfinite(d[k:])) else np.nan
+
+    def se(column: int) -> float:
+        finite = reps[:, column][np.isfinite(reps[:, column])]
+        return float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+
+    out = [MatchedLevel(shared * f, float(fa[i]), float(fb[i]), Estimate(float(fa[i] - fb[i]), se(i), how))
+           for i, f in enumerate(levels)]
+    ma, mb = float(np.mean(fa[k:])), float(np.mean(fb[k:]))
+    mean = MatchedLevel(shared, ma, mb, Estimate(ma - mb, se(k), how))
+    return MatchedComparison(levels=tuple(out), mean=mean, **common)
 
 
 def _how(sizes: str, unpaired: int, n_boot: int) -> str:
@@ -317,11 +334,12 @@ def rows(comparisons: Sequence[MatchedComparison]) -> list[tuple]:
         if not c.levels:
             table.append((c.a, c.b, "-", "-", "-", "-", f"not tested: {c.reason}"))
             continue
-        for level in c.levels:
+        for level, where in ([(c.mean, "mean over 0 to {:+.3f}")] if c.mean else []) + \
+                [(lv, "{:+.3f}") for lv in c.levels]:
             sign = level.difference.sign()
             state = ("forgets less" if sign < 0 else "forgets more" if sign > 0
                      else "not distinguishable")
-            table.append((c.a, c.b, f"{level.learning:+.3f}", f"{level.forgetting_a:+.3f}",
+            table.append((c.a, c.b, where.format(level.learning), f"{level.forgetting_a:+.3f}",
                           f"{level.forgetting_b:+.3f}", level.difference.text(), state))
     return table
 

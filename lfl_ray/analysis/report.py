@@ -100,11 +100,13 @@ def _pareto_sections(sweep: Sweep, comparisons, summary: dict | None) -> list[st
                 for row in front_rows(members)]
         sections += [f"<h3>Fronts by {by}</h3>", html_table(["group"] + FRONT_HEADER, rows)]
     sections += ["<h3>Forgetting at matched learning</h3>",
-                 "<p class=note>Each family's curve is its Pareto front over every milestone and "
-                 "learning rate, starting at the base model (0, 0); forgetting is read off both "
-                 "curves at the same learning (fractions of the most learning both reach). SEs: "
-                 "paired bootstrap over the eval items (the same resample for every trial); eval "
-                 "noise only, not seed noise. |difference| &lt; 2 SE reads not distinguishable.</p>",
+                 "<p class=note>Each trial is a path from the base model (0, 0) through its "
+                 "milestones; a family's curve is the least forgetting any of its trials shows at "
+                 "each learning level (no extrapolation past the most it reached). Forgetting is "
+                 "compared at the same learning: averaged over 0 to the most both families reach "
+                 "(the headline), and at fractions of it. SEs: paired bootstrap over the eval items "
+                 "(the same resample for every trial); eval noise only, not seed noise. "
+                 "|difference| &lt; 2 SE reads not distinguishable.</p>",
                  html_table(matched.HEADER, matched.rows(comparisons))]
     extra = mitigation_points(sweep, summary)
     if extra:

@@ -73,7 +73,7 @@ def test_report_renders_with_every_image(sweep_store, capsys):
     assert by_id["d"]["verdict"] in ("agrees", "not distinguishable")  # real full-FT checkpoint
     assert "Forgetting at matched learning" in page and "<h2>Capacity</h2>" in page
     note = mlflow.MlflowClient(uri).get_run(parent).data.tags["mlflow.note.content"]
-    assert "| b | LoRA forgets less at matched learning |" in note
+    assert "- **(b) LoRA forgets less at matched learning**: " in note
 
 
 def test_intruder_table_separates_full_from_lora(sweep_store):
