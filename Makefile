@@ -36,10 +36,13 @@ sandbox-tools:
 	  || echo "[setup] bubblewrap not installed; the code sandbox uses a weaker layer (see its log)"; \
 	fi
 
-# The main job: the cpu preset of code IFT on a local Ray, then the analysis.
+# The main job: the cpu preset of code CPT on a local Ray (8 trials: LR grids of full FT and
+# LoRA r=16, and LoRA r=1), then the report with the intruder-mitigation evals of the best
+# LoRA trial. README "What make demo shows" has its time and findings.
 demo: setup
-	$(VENV)/bin/lfl-ray sweep code_ift --preset cpu --name demo-code-ift
-	-$(VENV)/bin/lfl-ray analyse report --experiment demo-code-ift --out mlruns/reports/demo-code-ift
+	$(VENV)/bin/lfl-ray sweep code_cpt --preset cpu --name demo-code-cpt
+	-$(VENV)/bin/lfl-ray analyse report --experiment demo-code-cpt --out mlruns/reports/demo-code-cpt \
+	    --intruder-mitigation --mitigation-trials best
 
 # A two-minute first taste on the tiny model.
 smoke: setup

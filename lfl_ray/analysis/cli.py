@@ -168,7 +168,8 @@ def _mitigate(args, sweep, out: Path) -> dict:
 
     settings = IntruderSettings(top_k=args.top_k, epsilon=args.epsilon).validate()
     summary = intruder_mitigation.mitigate_sweep(sweep, strengths=_strengths(args.strengths),
-                                                 settings=settings, log_to_mlflow=not args.no_log)
+                                                 settings=settings, log_to_mlflow=not args.no_log,
+                                                 trials=args.mitigation_trials)
     intruder_mitigation.write_summary(summary, out)
     for entry in summary["skipped"]:
         print(f"[analysis] skipped {entry['trial_id']}: {entry['why']}")
@@ -243,6 +244,9 @@ def add_verb(subparsers, verb: str) -> argparse.ArgumentParser:
         parser.add_argument("--strengths", default="0.75,0.5",
                             help="intruder scales lambda to evaluate (1 = as trained, 0 = removed; "
                                  "default %(default)s)")
+        parser.add_argument("--mitigation-trials", choices=("all", "best"), default="all",
+                            help="LoRA checkpoints to evaluate scaled: all, or only the one that "
+                                 "learned most (the one the findings quote; 1 + strengths evals)")
     if verb == "intruders":
         parser.add_argument("--mitigate", type=float, default=None, metavar="LAMBDA",
                             help="also apply peft's reduce_intruder_dimension with this lambda")

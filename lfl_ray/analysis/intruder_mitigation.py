@@ -188,10 +188,12 @@ def sweep_evaluator(sweep: Sweep, log=print):
 
 def mitigate_sweep(sweep: Sweep, *, strengths: Sequence[float] = STRENGTHS,
                    settings: IntruderSettings = IntruderSettings(), evaluator=None,
-                   base_result=None, log_to_mlflow: bool = True, log=print) -> dict:
-    """Every LoRA trial with a checkpoint here, at every strength; returns the summary dict
-    (what ``SUMMARY`` holds). ``evaluator`` (a ``MilestoneEvaluator``) defaults to the
-    sweep's own; ``base_result`` to its base result."""
+                   base_result=None, log_to_mlflow: bool = True, trials: str = "all",
+                   log=print) -> dict:
+    """Every LoRA trial with a checkpoint here (``trials="best"``: only the one that learned
+    most at its last milestone, the one the findings quote), at every strength; returns the
+    summary dict (what ``SUMMARY`` holds). ``evaluator`` (a ``MilestoneEvaluator``) defaults
+    to the sweep's own; ``base_result`` to its base result."""
     from lfl_ray.analysis.weight_changes import with_checkpoints
     from lfl_ray.models import load_model, load_tokenizer
     from lfl_ray.tracking import RunLogger
@@ -202,6 +204,10 @@ def mitigate_sweep(sweep: Sweep, *, strengths: Sequence[float] = STRENGTHS,
     elif base_result is None:
         base_result = evaluator.base()
     ready, skipped = with_checkpoints([t for t in sweep.usable if t.is_lora])
+    if trials == "best" and ready:
+        top = max(ready, key=lambda t: t.final.learning if t.final and math.isfinite(t.final.learning) else -math.inf)
+        skipped += [(t, "not the LoRA trial that learned most (--mitigation-trials best)") for t in ready if t is not top]
+        ready = [top]
     labels = config_labels(sweep.usable)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bases: dict[str, tuple] = {}

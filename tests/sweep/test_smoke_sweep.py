@@ -114,3 +114,22 @@ def test_report_renders_from_the_real_smoke_sweep(smoke_sweep, tmp_path):
     client, parents, _ = _runs(smoke_sweep)
     logged = {a.path for a in client.list_artifacts(parents[0].info.run_id, "analysis")}
     assert any(p.endswith("report.html") for p in logged)
+
+
+def test_intruder_mitigation_of_the_best_lora_trial_then_the_report(smoke_sweep, tmp_path, capsys):
+    """`analyse intruder-mitigation --mitigation-trials best` evaluates only the LoRA trial that
+    learned most (1 + strengths evals), and the report's intruder finding quotes it."""
+    import json
+
+    from lfl_ray.analysis.cli import main as analyse
+
+    out = tmp_path / "report"
+    common = ["--experiment", smoke_sweep.name, "--tracking-uri", smoke_sweep.tracking_uri, "--out", str(out)]
+    assert analyse(["intruder-mitigation", *common, "--strengths", "0.5", "--mitigation-trials", "best"]) == 0
+    summary = json.loads((out / "intruder_mitigation.json").read_text())
+    assert len(summary["trials"]) == 1 and summary["evaluations"] == 2
+    assert any("learned most" in s["why"] for s in summary["skipped"])
+    assert analyse(["report", *common, "--no-weights"]) == 0
+    found = {f["id"]: f for f in json.loads((out / "findings.json").read_text())["findings"]}
+    assert found["intruders"]["verdict"] != "not tested"
+    assert found["intruders"]["numbers"]["trial"] == summary["trials"][0]["trial_id"]
