@@ -359,6 +359,17 @@ def finding_mitigation(summary: dict | None) -> Finding:
               "trial runs under evals/intruder_mitigation/; summary analysis/intruder_mitigation.json")
     pairs = mitigation.points_from_summary(summary)
     if not pairs:
+        bare = [t for t in (summary or {}).get("trials", []) if not t.get("points")]
+        if bare:
+            names = ", ".join(t["label"] for t in bare)
+            return Finding("intruders", "Intruder mitigation", claim, UNTESTED,
+                           f"Nothing to scale: {names} has no intruder dimensions (top "
+                           f"{summary['settings'].get('top_k')} singular vectors, |cos| < "
+                           f"{summary['settings'].get('epsilon')}), so no scaled adapter was evaluated. "
+                           "The report's intruder table shows which checkpoints have any.",
+                           tokens=[t["tokens"] for t in bare if t.get("tokens")],
+                           numbers={"trials": [t["trial_id"] for t in bare], "intruders_before": 0},
+                           source=source)
         return Finding("intruders", "Intruder mitigation", claim, UNTESTED,
                        "Not run (lfl-ray analyse intruder-mitigation, or report "
                        "--intruder-mitigation).", source=source)

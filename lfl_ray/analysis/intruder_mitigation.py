@@ -117,7 +117,8 @@ def mitigate_trial(trial: Trial, evaluate: Callable, compare: Callable, base_res
                    settings: IntruderSettings = IntruderSettings(), label: str = "",
                    base_model: torch.nn.Module | None = None,
                    log_eval: Callable[[str, dict], None] | None = None) -> TrialMitigation:
-    """Evaluate one LoRA trial's checkpoint as trained and with its intruders scaled.
+    """Evaluate one LoRA trial's checkpoint as trained and with its intruders scaled (no
+    evaluation and no points when it has no intruders: scaling would change nothing).
 
     ``evaluate(model) -> EvalResult`` runs the sweep's evals; ``compare(result, base) ->
     metrics`` gives ``learning``/``forgetting`` (``MilestoneEvaluator.compare``);
@@ -144,6 +145,12 @@ def mitigate_trial(trial: Trial, evaluate: Callable, compare: Callable, base_res
     learn_sign, forget_sign = _sign(learn_metric, "heldout_loss"), _sign(forget_metric, "mc_mean")
     try:
         before = count_intruders(model, settings)
+        if before == 0:  # every scaled adapter would equal the trained one: nothing to evaluate
+            final = trial.final
+            return TrialMitigation(trial.trial_id, trial.run_id, label or trial.trial_id,
+                                   trial.trained_tokens or (final.tokens if final else None), 0,
+                                   final.learning if final else math.nan,
+                                   final.forgetting if final else math.nan, ())
         trained = evaluate(model)
         if log_eval:
             log_eval(mitigation_eval_artifact(1.0), trained.to_json())
@@ -227,7 +234,7 @@ def mitigate_sweep(sweep: Sweep, *, strengths: Sequence[float] = STRENGTHS,
     return {"settings": asdict(settings), "strengths": [float(s) for s in strengths],
             "trials": [asdict(r) for r in results],
             "skipped": [{"trial_id": t.trial_id, "why": why} for t, why in skipped],
-            "evaluations": len(results) * (1 + len(strengths)),
+            "evaluations": sum(1 + len(r.points) for r in results if r.points),
             "seconds": round(time.monotonic() - start, 1)}
 
 
