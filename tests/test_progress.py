@@ -54,8 +54,9 @@ def test_library_bars_follow_the_mode(monkeypatch):
 
     from lfl_ray.progress import quiet_library_bars
 
+    transformers_logging.enable_progress_bar()  # an earlier test in this process may have quieted them
     monkeypatch.setenv("LFL_RAY_PROGRESS", "bars")
-    quiet_library_bars()
+    quiet_library_bars()  # bars mode leaves the libraries' own bars as they are
     assert transformers_logging.is_progress_bar_enabled()
     monkeypatch.setenv("LFL_RAY_PROGRESS", "lines")
     monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
