@@ -15,13 +15,13 @@ from statistics import mean
 from typing import Iterable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from lfl_ray.analysis.intruders import IntruderSettings, MatrixIntruders, find_intruders
 from lfl_ray.analysis.runs import Sweep, Trial, config_labels
 from lfl_ray.analysis.spectrum import MatrixSpectrum, kind_summary, matrix_spectrum, ratio_text
 from lfl_ray.analysis.weights import open_pairs
 from lfl_ray.mlflow_schema import Param, Tag
+from lfl_ray.progress import progress
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def analyse_trial(trial: Trial, label: str = "", *, settings: IntruderSettings =
     total, pairs = open_pairs(trial.params.get(Param.MODEL, ""), trial.checkpoint, device, base_model)
     spectra, intruders = [], []
     with torch.no_grad():
-        for pair in tqdm(pairs, total=total, desc=f"SVD {trial.trial_id}", unit="matrix",
-                         leave=False):
+        for pair in progress(pairs, total=total, desc=f"SVD {trial.trial_id}", unit="matrix"):
             u_base, s_base = base_svds.get(pair.name, pair.base)
             u_tuned, s_tuned, _ = torch.linalg.svd(pair.tuned, full_matrices=False)
             spectra.append(matrix_spectrum(pair.name, pair.kind, pair.layer, pair.base, pair.tuned,
@@ -120,7 +119,7 @@ def analyse_sweep(sweep: Sweep, *, settings: IntruderSettings = IntruderSettings
     bases: dict[str, torch.nn.Module] = {}
     svds: dict[str, BaseSVDs] = {}
     results = []
-    for trial in tqdm(ready, desc="checkpoints", unit="trial"):
+    for trial in progress(ready, desc="checkpoints", unit="trial", leave=True):
         spec = trial.params.get(Param.MODEL, "")
         if spec not in bases:
             bases[spec], svds[spec] = load_model(spec), BaseSVDs()
