@@ -10,7 +10,7 @@ checkpoints, logging). The cpu preset takes ~49 min on 2 cores: rather than runn
 again, analyse the demo's sweep with ``--experiment``.
 
     .venv/bin/python bench/sweep_efficiency.py --preset smoke
-    .venv/bin/python bench/sweep_efficiency.py --experiment demo-code-ift   # after `make demo`
+    .venv/bin/python bench/sweep_efficiency.py --experiment demo-code-cpt   # after `make demo`
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--preset", choices=("smoke", "cpu"), default="smoke")
     parser.add_argument("--schedulers", nargs="+", choices=("asha", "none"), default=["asha", "none"])
     parser.add_argument("--experiment", help="analyse this finished sweep instead of running one "
-                        "(e.g. demo-code-ift after `make demo`); the base eval counts as overhead")
+                        "(e.g. demo-code-cpt after `make demo`); the base eval counts as overhead")
     parser.add_argument("--tracking-uri", default=None, help="with --experiment (default: ./mlruns)")
     args = parser.parse_args(argv)
     if args.experiment:

@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from lfl_ray.errors import AssetMissingError, ConfigError
 
+    from lfl_ray.progress import quiet_library_bars
+
     args = build_parser().parse_args(argv)
+    quiet_library_bars()  # outside a terminal: no "Loading weights" bars in a log
     try:
         result = args.func(args)
     except (ConfigError, AssetMissingError) as exc:

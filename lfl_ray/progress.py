@@ -41,7 +41,9 @@ class Lines:
     def _line(self, now: float, final: bool = False) -> None:
         elapsed = now - self.start
         of = f"/{self.total}" if self.total is not None else ""
-        rate = f", {self.n / elapsed:.1f} {self.unit}/s" if elapsed > 0 and self.n else ""
+        per_s = self.n / elapsed if elapsed > 0 and self.n else 0.0
+        rate = (f", {per_s:.1f} {self.unit}/s" if per_s >= 1 else
+                f", {elapsed / self.n:.0f} s/{self.unit}" if per_s else "")
         state = "done" if final else "..."
         print(f"{self.desc}: {self.n}{of} {self.unit} in {elapsed:.0f} s{rate} {state}",
               file=self.file or sys.stderr, flush=True)

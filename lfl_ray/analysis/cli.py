@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     for verb in VERBS:
         add_verb(verbs, verb)
     args = parser.parse_args(argv)
+    from lfl_ray.progress import quiet_library_bars
+
+    quiet_library_bars()
     try:
         return int(args.func(args) or 0)
     except (ConfigError, AssetMissingError) as exc:
