@@ -25,7 +25,10 @@ def test_missing_assets_say_how_to_fetch(tmp_path, monkeypatch):
 
 
 def test_hub_id_offline_error_says_what_was_tried(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
     with pytest.raises(AssetMissingError) as err:
         load_model("meta-llama/Llama-2-7b-hf")
     message = str(err.value)
