@@ -269,19 +269,7 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``main(["report", "--experiment", "x"])``: what the scripts in ``analysis/`` call."""
-    from lfl_ray.errors import AssetMissingError, ConfigError
+    """``main(["report", "--experiment", "x"])`` = ``lfl-ray analyse report --experiment x``."""
+    from lfl_ray.cli import main as lfl_ray_main
 
-    parser = argparse.ArgumentParser(prog="analysis")
-    verbs = parser.add_subparsers(dest="analysis_verb", required=True)
-    for verb in VERBS:
-        add_verb(verbs, verb)
-    args = parser.parse_args(argv)
-    from lfl_ray.progress import quiet_library_bars
-
-    quiet_library_bars()
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, AssetMissingError) as exc:
-        print(f"analysis: error: {exc}", file=sys.stderr)
-        return 2
+    return lfl_ray_main(["analyse", *(sys.argv[1:] if argv is None else argv)])

@@ -180,9 +180,6 @@ def format_table(result, base=None) -> str:
 
 
 def _eval(args) -> int:
-    from lfl_ray.progress import quiet_library_bars
-
-    quiet_library_bars()
     with tempfile.TemporaryDirectory(prefix="lfl-eval-") as folder:  # a run's downloaded artifacts
         return _eval_in(args, _trial(args, folder))
 
