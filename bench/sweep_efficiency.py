@@ -31,18 +31,21 @@ def _trial_times(outcome) -> tuple[list[dict], float, float]:
     """Per-trial compute/eval seconds and final `learning` from the sweep's MLflow runs."""
     from mlflow import MlflowClient
 
+    from lfl_ray.mlflow_schema import learning_history, step_tokens
+
     client = MlflowClient(outcome.tracking_uri)
     trials, train_s, eval_s = [], 0.0, 0.0
     for run in client.search_runs([outcome.experiment_id], max_results=1000):
         if run.data.tags.get("lfl.role") != "trial":
             continue
         rates = sorted(client.get_metric_history(run.info.run_id, "tokens_per_s"), key=lambda m: m.step)
+        tokens_at = step_tokens(client, run.info.run_id)  # steps are optimizer steps
         compute, prev = 0.0, 0
         for m in rates:
-            compute += (m.step - prev) / m.value
-            prev = m.step
+            compute += (tokens_at(m.step) - prev) / m.value
+            prev = tokens_at(m.step)
         evals = sum(m.value for m in client.get_metric_history(run.info.run_id, "eval_seconds"))
-        learning = client.get_metric_history(run.info.run_id, "learning")
+        learning = learning_history(client, run.info.run_id)
         trials.append({"trial": run.data.tags.get("lfl.trial_key"), "status": run.data.tags.get("lfl.status"),
                        "tokens": prev, "train_s": compute, "eval_s": evals,
                        "learning": max(learning, key=lambda m: m.step).value if learning else None})
@@ -84,6 +87,8 @@ def from_experiment(name: str, tracking_uri: str) -> dict:
     from types import SimpleNamespace
 
     from mlflow import MlflowClient
+
+    from lfl_ray.mlflow_schema import learning_history, step_tokens
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)

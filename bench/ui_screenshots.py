@@ -130,7 +130,7 @@ def _show_columns(page, names) -> None:
     page.wait_for_timeout(800)
 
 
-COLUMNS = ("learning", "forgetting", "tokens", "method", "lr", "rank", "targets", "lfl.status")
+COLUMNS = ("Headline/learning", "Headline/forgetting", "tokens", "method", "lr", "rank", "targets", "lfl.status")
 """The columns a reader of a sweep looks for first (metrics and params alike)."""
 
 

@@ -146,6 +146,15 @@ class Metric:
     """Paired standard error of ``forgetting``."""
     PRIMARY = (LEARNING, FORGETTING)
     """The pair every sweep is judged on; their SEs are ``<m>_se`` (not ``<m>_delta_se``)."""
+    HEADLINE = (LEARNING, LEARNING_SE, FORGETTING, FORGETTING_SE)
+    """The primary pair and their SEs: in MLflow they are keyed ``HEADLINE_PREFIX + <m>``
+    (``mlflow_key``); Ray Tune, the analysis and the eval JSON use the plain names."""
+    HEADLINE_PREFIX = "Headline/"
+    """Why the prefix: the runs table orders metric columns by code point (capitals before
+    lower case) and the chart view puts a ``prefix/`` section above "Model metrics", so
+    ``Headline/learning`` and ``Headline/forgetting`` come first in both, in a chart section
+    titled "Headline" whose charts read ``learning``, ``forgetting``. Stores written by earlier
+    lfl-ray used the plain names; the reader takes both (``metric_name``)."""
 
     TRAIN_LOSS = "train_loss"
     """Mean training loss per loss token since the last report."""
@@ -190,6 +199,23 @@ class Metric:
     """Trial: MLflow's system metrics while it trained (``system/cpu_utilization_percentage``,
     ``system/system_memory_usage_megabytes``, ``system/gpu_*`` ...), every ~10 s; their steps
     count samples, not optimizer steps (``lfl_ray.train.system_metrics``)."""
+
+
+def mlflow_key(name: str) -> str:
+    """The MLflow key of metric ``name``: ``Headline/<m>`` for ``Metric.HEADLINE``, else ``name``."""
+    return f"{Metric.HEADLINE_PREFIX}{name}" if name in Metric.HEADLINE else name
+
+
+def metric_name(key: str) -> str:
+    """The metric an MLflow key holds (``mlflow_key``'s inverse; a plain key is its own name)."""
+    return key[len(Metric.HEADLINE_PREFIX):] if key.startswith(Metric.HEADLINE_PREFIX) else key
+
+
+def learning_history(mlflow_client, run_id: str) -> list:
+    """A trial run's ``learning`` values (MLflow ``Metric`` objects, one per eval milestone),
+    under ``Headline/learning`` or, in a store written by earlier lfl-ray, ``learning``."""
+    return (mlflow_client.get_metric_history(run_id, mlflow_key(Metric.LEARNING))
+            or mlflow_client.get_metric_history(run_id, Metric.LEARNING))
 
 
 def base_metric(name: str) -> str:
@@ -462,8 +488,8 @@ def experiment_description(spec, note: str = "") -> str:
     lines = [
         # The UI shows this first line until the description is unfolded.
         f"**LoRA vs full finetuning** of `{spec.model}` on {data}: compare trials by "
-        f"`{Metric.LEARNING}` and `{Metric.FORGETTING}` (runs table: Columns, tick both; chart view: "
-        "search for them).",
+        f"`{mlflow_key(Metric.LEARNING)}` and `{mlflow_key(Metric.FORGETTING)}` (the first metric "
+        "columns of the runs table; the first section, \"Headline\", of the chart view).",
         "",
     ]
     lines += [note.strip(), ""] if note.strip() else []
@@ -471,12 +497,13 @@ def experiment_description(spec, note: str = "") -> str:
         f"- **Budget per trial**: {budget.steps} optimizer steps x {budget.global_batch_size} rows x "
         f"{budget.seq_len} tokens = {budget.total_tokens:,} tokens; evals at steps "
         f"{', '.join(str(m) for m in budget.milestones)} ({suites}).",
-        f"- **`{Metric.LEARNING}`**: how much a trial learned by a milestone: the change of `{learning}` "
+        f"- **`{mlflow_key(Metric.LEARNING)}`**: how much a trial learned by a milestone: the change of `{learning}` "
         "from the base model, signed so that higher = learned more (a loss's drop).",
-        f"- **`{Metric.FORGETTING}`**: how much it forgot: the change of `{forgetting}` from the base "
+        f"- **`{mlflow_key(Metric.FORGETTING)}`**: how much it forgot: the change of `{forgetting}` from the base "
         "model, signed so that higher = forgot more (negative: the general score improved).",
         "- `<m>_delta`: an eval metric's change from the base model (the parent run holds `<m>_base`); "
-        "`<m>_delta_se`, `learning_se`, `forgetting_se`: paired standard errors over the same eval items.",
+        f"`<m>_delta_se`, `{mlflow_key(Metric.LEARNING_SE)}`, `{mlflow_key(Metric.FORGETTING_SE)}`: paired "
+        "standard errors over the same eval items.",
         "",
         "**Reading the runs.** The parent run (`lfl.role = sweep`) holds the sweep spec "
         f"(params, `{Artifact.SWEEP_SPEC}`), the base model's evals, the held-out and general-text rows "
@@ -606,9 +633,10 @@ def log_milestone(logger: RunLogger, *, step: int, tokens: int, metrics: Mapping
     its y values by position after sorting, so a second ``tokens`` value at one step shifts
     every later point. The primary pair is logged first: a store that lists a run's metrics
     in the order they were first logged (sqlite) shows them above the eval metrics on the run
-    page."""
+    page. They go under their ``mlflow_key`` (``Headline/learning``, ...)."""
     primary = [m for name in Metric.PRIMARY for m in (name, se_metric(name)) if m in metrics]
-    logger.log_metrics({**{name: metrics[name] for name in primary}, **metrics}, step=step)
+    ordered = {**{name: metrics[name] for name in primary}, **metrics}
+    logger.log_metrics({mlflow_key(name): value for name, value in ordered.items()}, step=step)
     logger.log_json(eval_json, Artifact.milestone_eval(tokens))
 
 

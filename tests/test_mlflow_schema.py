@@ -134,9 +134,9 @@ def test_the_experiment_description_says_what_the_runs_mean():
     spec = load_study("code_ift", preset="smoke", name="described").spec()
     text = schema.experiment_description(spec, "Does LoRA forget less on code?")
     first, rest = text.split("\n", 1)  # the UI shows the first line until unfolded
-    assert first.startswith("**LoRA vs full finetuning** of") and "`learning` and `forgetting`" in first
+    assert first.startswith("**LoRA vs full finetuning** of") and "`Headline/learning` and `Headline/forgetting`" in first
     assert "Does LoRA forget less on code?" in rest
-    for words in (spec.model, f"{spec.budget.total_tokens:,} tokens", "**`learning`**", "**`forgetting`**",
+    for words in (spec.model, f"{spec.budget.total_tokens:,} tokens", "**`Headline/learning`**", "**`Headline/forgetting`**",
                   "EARLY_STOPPED", "`tokens`", "`adapter/`", "lfl-ray eval --adapter", "system/"):
         assert words in text, words
     assert "learning" in text and "higher = learned more" in text
@@ -161,9 +161,10 @@ def test_training_reports_log_tokens_as_a_metric(store):
     assert steps(schema.Metric.TOKENS) == [(0, 0.0), (4, 2048.0), (8, 4096.0)]
     assert steps(schema.Metric.TRAINABLE_PARAMS) == [(0, 1000.0)]
     assert steps(schema.Metric.TRAIN_LOSS) == [(4, 1.5), (8, 1.4)]
-    assert steps(schema.Metric.LEARNING) == [(8, 0.1)]
+    assert steps("Headline/learning") == [(8, 0.1)] and steps(schema.Metric.LEARNING) == []
     keys = list(_run(uri, run_id).data.metrics)  # sqlite lists them as first logged: the run page's order
-    assert keys.index(schema.Metric.LEARNING) < keys.index("heldout_loss")
+    assert keys.index("Headline/learning") < keys.index("heldout_loss")
+    assert [m.step for m in schema.learning_history(mlflow_client, run_id)] == [8]
     # Per-item evals are still named by tokens.
     assert [a.path for a in mlflow_client.list_artifacts(run_id, "evals")] == ["evals/milestone_4096.json"]
     tokens_at = schema.step_tokens(mlflow_client, run_id)

@@ -17,7 +17,8 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
-                                   base_metrics, parent_filter, search_all, step_tokens, trial_filter)
+                                   base_metrics, learning_history, metric_name, parent_filter, search_all,
+                                   step_tokens, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
 # Params that describe a configuration, in the order labels show them.
@@ -181,19 +182,20 @@ def _client(tracking_uri: str):
 
 def _milestones(client, run) -> tuple[Milestone, ...]:
     """The run's eval milestones: the steps at which ``learning`` was logged, each with its
-    training tokens (``step_tokens``)."""
+    training tokens (``step_tokens``). Metrics are keyed by name (``metric_name``: a store's
+    ``Headline/learning`` and an older one's ``learning`` read alike)."""
     run_id = run.info.run_id
-    steps = sorted({m.step for m in client.get_metric_history(run_id, Metric.LEARNING)})
+    steps = sorted({m.step for m in learning_history(client, run_id)})
     if not steps:
         return ()
     tokens_at = step_tokens(client, run_id)
     by_step: dict[int, dict[str, float]] = {step: {} for step in steps}
     for key in run.data.metrics:
-        if key in Metric.TRAINING:
+        if key in Metric.TRAINING or key.startswith(Metric.SYSTEM_PREFIX):
             continue
         for metric in client.get_metric_history(run_id, key):
             if metric.step in by_step:
-                by_step[metric.step][key] = float(metric.value)
+                by_step[metric.step][metric_name(key)] = float(metric.value)
     nan = float("nan")
     return tuple(
         Milestone(tokens=tokens_at(step), step=int(step), learning=values.get(Metric.LEARNING, nan),
@@ -226,7 +228,7 @@ def _trial(client, run) -> Trial:
         regime=tags.get(Tag.REGIME, ""), status=status, params=dict(params),
         milestones=milestones, checkpoint=tags.get(Tag.CHECKPOINT) or None,
         error=tags.get(Tag.ERROR) or None,
-        summary={k: float(v) for k, v in run.data.metrics.items()},
+        summary={metric_name(k): float(v) for k, v in run.data.metrics.items()},
         trained_tokens=_trained_tokens(client, run, milestones))
 
 

@@ -114,9 +114,9 @@ def fetch_trial(tracking_uri: str, run_id: str, folder: str | Path) -> LoggedTri
         spec_file = _download(client, parent, Artifact.SWEEP_SPEC, folder)
         if spec_file:
             eval_spec = json.loads(Path(spec_file).read_text()).get("eval") or {}
-    learning_steps = [m.step for m in client.get_metric_history(run_id, schema.Metric.LEARNING)]
+    learning_steps = [m.step for m in schema.learning_history(client, run_id)]
     tokens = schema.step_tokens(client, run_id)(max(learning_steps)) if learning_steps else None
     return LoggedTrial(run_id=run_id, key=tags.get(Tag.TRIAL_KEY, run.info.run_name), model=model,
                        seed=int(params.get(Param.SEED, 0)), method=method, adapter=adapter, weights=weights,
-                       heldout=heldout, general=general, eval_spec=eval_spec, logged=dict(run.data.metrics),
+                       heldout=heldout, general=general, eval_spec=eval_spec, logged={schema.metric_name(k): v for k, v in run.data.metrics.items()},
                        tokens=tokens)

@@ -150,7 +150,8 @@ def test_a_sweep_written_by_the_writer_reads_back_field_for_field(tmp_path):
 
 @pytest.mark.parametrize("tokens_metric", [False, True])
 def test_an_older_store_whose_steps_are_tokens_still_reads_right(tmp_path, tokens_metric):
-    """Stores written by earlier lfl-ray logged every trial metric at step = tokens, first without
+    """Stores written by earlier lfl-ray logged every trial metric at step = tokens (and the primary
+    pair as plain ``learning``, ``forgetting``), first without
     a ``tokens`` metric, then with one equal to its step: milestones read the same tokens."""
     from lfl_ray import mlflow_schema as schema
     from lfl_ray.mlflow_schema import Status

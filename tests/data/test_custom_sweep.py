@@ -71,7 +71,7 @@ def _assert_heldout_is_the_users(client, parent, children, spec, prefix: str):
         assert child.info.status == "FINISHED", child.data.tags.get("lfl.error")
         milestone = _artifact_json(client, child.info.run_id, f"evals/milestone_{tokens}.json")
         assert milestone["groups"]["heldout_loss"] == list(heldout.doc_ids)
-        assert "learning" in child.data.metrics and "forgetting" in child.data.metrics
+        assert "Headline/learning" in child.data.metrics and "Headline/forgetting" in child.data.metrics
         assert child.data.metrics["tokens"] == tokens
         assert not set(child.data.params) & set(child.data.metrics)  # no param and metric share a name
         # Its datasets: what it trained on and what it was measured on, each logged once.

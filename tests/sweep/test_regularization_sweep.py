@@ -26,4 +26,4 @@ def test_regularization_smoke_logs_every_family(ray_local, tmp_path):
     assert by_family["lora-r8-all+hiddenkey"].data.params["hiddenkey"] == "True"
     assert by_family["lora-r8-all+hiddenkey"].data.params["hiddenkey_kl_weight"] == "1.0"
     for run in trials:
-        assert "learning" in run.data.metrics and "forgetting" in run.data.metrics
+        assert "Headline/learning" in run.data.metrics and "Headline/forgetting" in run.data.metrics

@@ -103,7 +103,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         finished_before = {k: r.info.run_id for k, r in children.items() if r.info.status == "FINISHED"}
         running = [r for r in children.values() if r.info.status == "RUNNING"]
         client = MlflowClient(uri)
-        if finished_before and running and client.get_metric_history(running[0].info.run_id, "learning"):
+        if finished_before and running and client.get_metric_history(running[0].info.run_id, "Headline/learning"):
             break  # one trial done, the next past its first checkpoint
     assert finished_before, "the sweep did not get far enough to kill it"
     os.killpg(first.pid, signal.SIGKILL)
@@ -117,7 +117,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     assert not [r for r in runs if r.info.status == "RUNNING"]
     for key, run_id in finished_before.items():
         assert children[key].info.run_id == run_id  # the same run: not re-run, no duplicate
-        history = MlflowClient(uri).get_metric_history(run_id, "learning")
+        history = MlflowClient(uri).get_metric_history(run_id, "Headline/learning")
         assert len(history) == 3  # milestones logged once each
 
 
@@ -141,7 +141,7 @@ def test_ctrl_c_marks_the_sweep_interrupted_and_resume_finishes_it(tmp_path):
         except Exception:  # noqa: BLE001 - store still being created
             continue
         for run in children.values():
-            if run.info.status == "RUNNING" and MlflowClient(uri).get_metric_history(run.info.run_id, "learning"):
+            if run.info.status == "RUNNING" and MlflowClient(uri).get_metric_history(run.info.run_id, "Headline/learning"):
                 cut = run.data.tags["lfl.trial_key"]
     assert cut, "the sweep did not reach a first milestone"
     os.kill(first.pid, signal.SIGINT)
@@ -157,7 +157,7 @@ def test_ctrl_c_marks_the_sweep_interrupted_and_resume_finishes_it(tmp_path):
     children, runs = _children(uri, "ctrlc")
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs), \
         [(r.info.run_name, r.info.status) for r in runs]
-    steps = {m.step for m in MlflowClient(uri).get_metric_history(children[cut].info.run_id, "learning")}
+    steps = {m.step for m in MlflowClient(uri).get_metric_history(children[cut].info.run_id, "Headline/learning")}
     assert len(steps) == 3  # its milestones, continued from the checkpoint
 
 
@@ -175,6 +175,6 @@ def test_a_new_sweep_of_a_reused_name_trains_from_scratch(ray_local, tmp_path):
         children, _ = _children(uri, "again")
         (run,) = children.values()
         runs.append(run)
-        history = MlflowClient(uri).get_metric_history(run.info.run_id, "learning")
+        history = MlflowClient(uri).get_metric_history(run.info.run_id, "Headline/learning")
         assert [m.step for m in history] == [4]  # trained to its milestone (step 4) and evaluated, again
     assert runs[0].data.tags["lfl.checkpoint"] != runs[1].data.tags["lfl.checkpoint"]

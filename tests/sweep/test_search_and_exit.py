@@ -56,7 +56,7 @@ def test_samplers_run_every_sample_as_its_own_trial(ray_local, tmp_path, capsys,
     assert code == 0, out[-3000:]
     trials, runs = _trials(uri, f"s-{search}")
     assert len(trials) == 3 and len({t.data.tags["lfl.trial_key"] for t in trials}) == 3
-    assert all(t.info.status == "FINISHED" and "learning" in t.data.metrics for t in trials)
+    assert all(t.info.status == "FINISHED" and "Headline/learning" in t.data.metrics for t in trials)
     lrs = [float(t.data.params["lr"]) for t in trials]
     assert len(set(lrs)) == 3 and all(1e-3 <= lr <= 5e-3 for lr in lrs)  # log-uniform within the range
     checkpoints = {t.data.tags.get("lfl.checkpoint") for t in trials}

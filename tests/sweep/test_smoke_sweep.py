@@ -53,7 +53,8 @@ def test_metrics_at_every_milestone(smoke_sweep):
     milestone_tokens = [m * spec.budget.tokens_per_step for m in milestones]
     for child in children:
         done = len(milestones) if child.data.tags["lfl.status"] == "FINISHED" else 1
-        for name in ("learning", "learning_se", "forgetting", "forgetting_se", "heldout_loss_delta", "drift_kl"):
+        for name in ("Headline/learning", "Headline/learning_se", "Headline/forgetting", "Headline/forgetting_se",
+                     "heldout_loss_delta", "drift_kl"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, name)]
             assert steps[:done] == milestones[:done], (child.info.run_name, name, steps)  # optimizer steps
         # tokens is a metric at every step that has metrics: trainable_params' 0, reports, milestones.
