@@ -114,16 +114,21 @@ def _lora_layers(model) -> list[tuple[str, torch.nn.Module]]:
 
 def lora_pairs(peft_model, device: str = "cpu", unload: bool = True) -> Iterator[MatrixPair]:
     """Pairs for a peft model: each adapted layer merged on its own (active adapter), then
-    unmerged. With ``unload`` the adapter is removed at the end, so the base model can serve
-    the next trial.
+    restored bit for bit (peft's unmerge subtracts the update again, which leaves rounding
+    error in the base weights: the next trial would then see another base, and a shared
+    ``BaseSVDs`` would decompose every matrix again). With ``unload`` the adapter is removed
+    at the end, so the base model can serve the next trial.
     """
     try:
         for name, layer in _lora_layers(peft_model):
             weight = layer.get_base_layer().weight
+            saved = weight.detach().clone()
             base = weight.detach().to(device, torch.float32, copy=True)
             layer.merge()
             tuned = weight.detach().to(device, torch.float32, copy=True)
             layer.unmerge()
+            with torch.no_grad():
+                weight.copy_(saved)
             yield MatrixPair(_clean(name), base, tuned)
     finally:
         if unload:

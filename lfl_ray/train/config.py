@@ -173,7 +173,8 @@ class TrialConfig:
     save_checkpoints: bool = True
     """Save a checkpoint at each milestone (adapter for LoRA, weights for full)."""
     save_optimizer_state: bool = True
-    """Keep optimizer state in checkpoints so a restarted trial resumes exactly."""
+    """Keep optimizer state in checkpoints so a restarted trial resumes exactly (all but the
+    last step's: a finished trial is not resumed)."""
     fault: FaultInjection | None = None
     """Test-only fault injection."""
 

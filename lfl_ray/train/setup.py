@@ -132,14 +132,17 @@ class Training:
 
     def save(self, step: int, tokens: int) -> str | None:
         """Save a checkpoint into a fresh temporary folder (all ranks must call); its path, or
-        None when the trial saves none. Every rank gets a folder; rank 0's is the one to report."""
+        None when the trial saves none. Every rank gets a folder; rank 0's is the one to report.
+        The last step's checkpoint has no optimizer state: nothing resumes a finished trial,
+        and for full finetuning that state is twice the weights (SmolLM2: 1.1 GB, which Ray
+        then copies again into the run's storage)."""
         if not self.cfg.save_checkpoints:
             return None
         ddp = self.cfg.resources.backend == "ddp"
         folder = Path(tempfile.mkdtemp(prefix=f"lfl-ckpt-{step}-")) / "checkpoint"
         save_checkpoint(folder, self.model, self.optimizer if ddp else None, self.scheduler if ddp else None,
                         {"step": step, "tokens": tokens}, zero3=self.zero3, is_writer=self.rank == 0,
-                        save_optimizer=self.cfg.save_optimizer_state)
+                        save_optimizer=self.cfg.save_optimizer_state and step < self.cfg.budget.steps)
         return str(folder)
 
     def close(self) -> None:

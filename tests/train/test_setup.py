@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lfl_ray.methods import Full, Lora
+from lfl_ray.train.checkpoint import OPTIM_FILE
 from lfl_ray.train.config import Budget, Resources, FaultInjection, TrialConfig
 from lfl_ray.train.faults import inject_fault
 from lfl_ray.train.setup import build_training, worker_threads
@@ -62,7 +63,11 @@ def test_resume_from_its_own_checkpoint_restores_weights_step_and_schedule(patte
     for (name, a), b in zip(run.model.named_parameters(), again.model.parameters()):
         assert torch.equal(a, b), name
     assert build_training(cfg.with_(save_checkpoints=False), pattern_blocks).save(1, 1) is None
+    # Mid-budget checkpoints keep the optimizer for an exact resume; the last step's does not.
+    last = run.save(cfg.budget.steps, cfg.budget.steps * run.tokens_per_step)
+    assert (Path(folder) / OPTIM_FILE).is_file() and not (Path(last) / OPTIM_FILE).exists()
     shutil.rmtree(Path(folder).parent)
+    shutil.rmtree(Path(last).parent)
 
 
 def test_faults_fire_at_their_step_and_only_on_a_fresh_start():
