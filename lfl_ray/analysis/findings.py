@@ -27,7 +27,7 @@ from lfl_ray.analysis.configs import Config, best, compare
 from lfl_ray.analysis.kl_forgetting import KlPredictor
 from lfl_ray.analysis.matched import POOLED_LORA, MatchedComparison
 from lfl_ray.analysis.runs import Sweep
-from lfl_ray.analysis.uncertainty import Z, Estimate
+from lfl_ray.analysis.uncertainty import Z, Estimate, Verdict, verdict_of
 from lfl_ray.mlflow_schema import EXPERIMENT_NOTE, Metric, Param
 
 FILE = "findings.json"
@@ -38,6 +38,8 @@ RUN_NOTE = EXPERIMENT_NOTE
 AGREES, DISAGREES, PARTLY = "agrees", "disagrees", "partly agrees"
 NOISE, UNTESTED = "not distinguishable", "not tested"
 VERDICTS = (AGREES, DISAGREES, PARTLY, NOISE, UNTESTED)
+WORDS = {Verdict.AGREES: AGREES, Verdict.DISAGREES: DISAGREES, Verdict.PARTLY: PARTLY,
+         Verdict.NOISE: NOISE, Verdict.UNTESTED: UNTESTED}
 MANY_TIMES = 5.0
 """(d): "many times the LoRA rank" means at least this factor (the paper's 7B: 10-100x)."""
 SEVERAL_TIMES = 3.0
@@ -81,23 +83,9 @@ def _est(e: Estimate) -> dict:
     return {"value": _finite(e.value), "se": _finite(e.se), "how": e.how}
 
 
-def _sign_verdict(sign: int, expected: int) -> str:
-    return AGREES if sign == expected else NOISE if sign == 0 else DISAGREES
-
-
 def combine(signs: Sequence[int], expected: int = 1) -> str:
-    signs = list(signs)
-    if not signs:
-        return UNTESTED
-    if all(s == expected for s in signs):
-        return AGREES
-    if all(s == -expected for s in signs):
-        return DISAGREES
-    if all(s == 0 for s in signs):
-        return NOISE
-    if any(s == -expected for s in signs) and not any(s == expected for s in signs):
-        return DISAGREES
-    return PARTLY
+    """The finding's verdict from the signs of the differences the paper predicts."""
+    return WORDS[verdict_of(signs, expected)]
 
 
 def _plain_full(configs: list[Config]) -> list[Config]:
@@ -109,7 +97,7 @@ def _lora(configs: list[Config]) -> list[Config]:
     return [c for c in configs if c.is_lora]
 
 
-ITEMS_SOURCE = ("MLflow metrics learning/forgetting of the trial runs; SEs paired over the "
+ITEMS_SOURCE = ("MLflow metrics Headline/learning, Headline/forgetting of the trial runs; SEs paired over the "
                 "per-item evals/milestone_<tokens>.json")
 
 
@@ -123,7 +111,7 @@ def finding_a(sweep: Sweep, configs: list[Config]) -> Finding:
     state = {1: "learns more than", -1: "learns less than", 0: "is not distinguishable from"}[diff.sign()]
     text = (f"Best full FT ({full.label}) {state} the best LoRA ({lora.label}): learning "
             f"full minus LoRA {diff.text()} ({diff.how})" + (f" at {tokens:,} tokens." if tokens else "."))
-    return Finding("a", "Full FT learns more", claim, _sign_verdict(diff.sign(), 1), text,
+    return Finding("a", "Full FT learns more", claim, combine([diff.sign()], 1), text,
                    diff.value, diff.se, [tokens] if tokens else [],
                    {"full": full.label, "lora": lora.label, "difference": _est(diff),
                     "full_learning": _est(full.estimate(Metric.LEARNING, tokens)),
@@ -134,7 +122,7 @@ def finding_a(sweep: Sweep, configs: list[Config]) -> Finding:
 def finding_b(matched: Sequence[MatchedComparison]) -> Finding:
     claim = "at matched learning, LoRA forgets less than full FT"
     pooled = next((c for c in matched if c.a == POOLED_LORA), None)
-    source = ("MLflow learning/forgetting of every milestone; SE from a paired bootstrap over the "
+    source = ("MLflow Headline/learning, Headline/forgetting of every milestone; SE from a paired bootstrap over the "
               "per-item evals/milestone_<tokens>.json and the parent's evals/base.json")
     if pooled is None:
         return Finding("b", "LoRA forgets less at matched learning", claim, UNTESTED,
@@ -155,7 +143,7 @@ def finding_b(matched: Sequence[MatchedComparison]) -> Finding:
     state = {-1: "forgets less than", 1: "forgets more than", 0: "is not distinguishable from"}[sign]
     at = "; ".join(f"{lv.learning:+.3f}: {lv.difference.text()}" for lv in pooled.levels)
     opposite = [lv for lv in pooled.levels if sign and lv.difference.sign() == -sign]
-    verdict = PARTLY if opposite else _sign_verdict(sign, -1)
+    verdict = PARTLY if opposite else combine([sign], -1)
     text = (f"Over matched learning 0 to {head.learning:+.3f} (the most both curves reach), LoRA "
             f"{state} full FT: forgetting LoRA minus full, averaged over that range, "
             f"{head.difference.text()} ({head.difference.how}); at learning {at}. Curves over "
@@ -379,7 +367,7 @@ def finding_mitigation(summary: dict | None) -> Finding:
     df = Estimate(point["delta_forgetting"] if point["delta_forgetting"] is not None else math.nan,
                   point["delta_forgetting_se"] if point["delta_forgetting_se"] is not None else math.nan)
     text = mitigation.sentence(top, point) + " " + mitigation.cost_text(summary)
-    return Finding("intruders", "Intruder mitigation", claim, _sign_verdict(df.sign(), -1), text,
+    return Finding("intruders", "Intruder mitigation", claim, combine([df.sign()], -1), text,
                    df.value, df.se, [top["tokens"]] if top.get("tokens") else [],
                    {"trial": top["trial_id"], "strength": point["strength"],
                     "delta_forgetting": point["delta_forgetting"],
@@ -412,7 +400,7 @@ def finding_kl(metric: str, predictors: dict[str, KlPredictor]) -> Finding:
         numbers["heldout_minus_drift"] = _est(diff.rho)
         if metric == "heldout_kl":
             text += f" Target-task minus general-text rho: {diff.rho.text()}."
-    return Finding(fid, title, claim, _sign_verdict(p.rho.sign(), 1), text, p.rho.value,
+    return Finding(fid, title, claim, combine([p.rho.sign()], 1), text, p.rho.value,
                    p.rho.se, list(p.tokens), numbers, source)
 
 

@@ -18,12 +18,14 @@ from lfl_ray.analysis.configs import Config, best, compare, group_configs
 from lfl_ray.analysis.pareto import best_within_budget, front, points
 from lfl_ray.analysis.runs import Sweep
 from lfl_ray.analysis.tables import markdown_table
-from lfl_ray.analysis.uncertainty import Estimate
+from lfl_ray.analysis.uncertainty import Estimate, Verdict, verdict_of
 from lfl_ray.mlflow_schema import Metric, Param, is_derived_metric
 
 AGREES, DISAGREES, PARTLY = "agrees", "disagrees", "partly agrees"
 NOISE, UNTESTED = "not distinguishable here", "not tested here"
 VERDICTS = (AGREES, DISAGREES, PARTLY, NOISE, UNTESTED)
+WORDS = {Verdict.AGREES: AGREES, Verdict.DISAGREES: DISAGREES, Verdict.PARTLY: PARTLY,
+         Verdict.NOISE: NOISE, Verdict.UNTESTED: UNTESTED}
 PAPER_LR_RATIO = (3.0, 30.0)
 """A LoRA/full best-LR ratio in this range counts as the paper's "about 10x"."""
 
@@ -47,16 +49,7 @@ class Recommendation:
 
 def combine(signs: Iterable[int], expected: int = 1) -> str:
     """Verdict from the signs of several real-or-noise differences the paper predicts."""
-    signs = list(signs)
-    if not signs:
-        return UNTESTED
-    if all(s == expected for s in signs):
-        return AGREES
-    if all(s == -expected for s in signs):
-        return DISAGREES
-    if all(s == 0 for s in signs):
-        return NOISE
-    return PARTLY
+    return WORDS[verdict_of(list(signs), expected)]
 
 
 def _more_less(estimate: Estimate, more: str, less: str, same: str) -> str:

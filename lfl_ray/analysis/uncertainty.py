@@ -61,3 +61,32 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
 def unpaired_difference(a: Estimate, b: Estimate) -> Estimate:
     """``a - b`` with the SEs added in quadrature."""
     return Estimate(a.value - b.value, math.sqrt(a.se**2 + b.se**2), "unpaired")
+
+
+class Verdict:
+    """How differences that the paper predicts relate to it (``verdict_of``); ``findings`` and
+    ``recommend`` word each one their own way."""
+
+    AGREES = "agrees"
+    """Every difference goes the paper's way, beyond ``Z`` SE."""
+    DISAGREES = "disagrees"
+    """None goes its way and at least one goes against it."""
+    PARTLY = "partly"
+    """Some go its way and others do not."""
+    NOISE = "noise"
+    """None is beyond ``Z`` SE."""
+    UNTESTED = "untested"
+    """Nothing was measured."""
+
+
+def verdict_of(signs: Sequence[int], expected: int = 1) -> str:
+    """The ``Verdict`` of several differences from their signs (``Estimate.sign``: +1, -1,
+    or 0 within ``Z`` SE), where the paper predicts sign ``expected`` for each."""
+    signs = list(signs)
+    if not signs:
+        return Verdict.UNTESTED
+    if all(s == 0 for s in signs):
+        return Verdict.NOISE
+    if any(s == expected for s in signs):
+        return Verdict.AGREES if all(s == expected for s in signs) else Verdict.PARTLY
+    return Verdict.DISAGREES
