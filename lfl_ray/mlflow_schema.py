@@ -153,7 +153,7 @@ class Metric:
     """Why the prefix: the runs table orders metric columns by code point (capitals before
     lower case) and the chart view puts a ``prefix/`` section above "Model metrics", so
     ``Headline/learning`` and ``Headline/forgetting`` come first in both, in a chart section
-    titled "Headline" whose charts read ``learning``, ``forgetting``. Stores written by earlier
+    titled "Headline" (a run's page titles its charts ``learning``, ``forgetting``). Stores written by earlier
     lfl-ray used the plain names; the reader takes both (``metric_name``)."""
 
     TRAIN_LOSS = "train_loss"
