@@ -51,7 +51,9 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
         for _attempt in range(6):  # `ray start` returns before the job agent accepts jobs
             out = _ray("job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
                        "--runtime-env-json", json.dumps(runtime_env), "--",
-                       "lfl-ray", "sweep", "sweeps/code_ift.yaml", "--preset", "smoke", "--name", "job-smoke",
+                       # One trial: the job path is under test here, the sweep's trials elsewhere.
+                       "lfl-ray", "sweep", "sweeps/code_ift.yaml", "--preset", "smoke", "--set", "lora=[]",
+                       "--name", "job-smoke",
                        "--tracking-uri", f"sqlite:///{tmp_path}/mlruns/mlflow.db",
                        "--storage-path", str(tmp_path / "ray_results"), env=env, timeout=900, check=False)
             if "No available agent" not in out.stdout + out.stderr:
@@ -65,7 +67,9 @@ def test_ray_job_submit_runs_the_smoke_sweep(tmp_path):
 
         client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
         runs = client.search_runs([client.get_experiment_by_name("job-smoke").experiment_id])
-        assert sum(r.data.tags.get("lfl.role") == "trial" for r in runs) == 3
+        trials = [r for r in runs if r.data.tags.get("lfl.role") == "trial"]
+        assert len(trials) == 1 and trials[0].info.status == "FINISHED"
+        assert "Headline/learning" in trials[0].data.metrics
     finally:
         _stop_cluster(temp_dir)
 
