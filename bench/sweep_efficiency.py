@@ -88,8 +88,6 @@ def from_experiment(name: str, tracking_uri: str) -> dict:
 
     from mlflow import MlflowClient
 
-    from lfl_ray.mlflow_schema import learning_history, step_tokens
-
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:

@@ -211,6 +211,11 @@ def metric_name(key: str) -> str:
     return key[len(Metric.HEADLINE_PREFIX):] if key.startswith(Metric.HEADLINE_PREFIX) else key
 
 
+def metrics_by_name(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A run's MLflow metrics (``run.data.metrics``) keyed by metric name (``metric_name``)."""
+    return {metric_name(key): float(value) for key, value in metrics.items()}
+
+
 def learning_history(mlflow_client, run_id: str) -> list:
     """A trial run's ``learning`` values (MLflow ``Metric`` objects, one per eval milestone),
     under ``Headline/learning`` or, in a store written by earlier lfl-ray, ``learning``."""

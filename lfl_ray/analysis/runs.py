@@ -17,8 +17,8 @@ from typing import Mapping
 
 from lfl_ray.errors import ConfigError
 from lfl_ray.mlflow_schema import (STATUS_FROM_MLFLOW, Artifact, Method, Metric, Param, Status, Tag,
-                                   base_metrics, learning_history, metric_name, parent_filter, search_all,
-                                   step_tokens, trial_filter)
+                                   base_metrics, learning_history, metric_name, metrics_by_name, parent_filter,
+                                   search_all, step_tokens, trial_filter)
 from lfl_ray.tracking import default_tracking_uri
 
 # Params that describe a configuration, in the order labels show them.
@@ -228,7 +228,7 @@ def _trial(client, run) -> Trial:
         regime=tags.get(Tag.REGIME, ""), status=status, params=dict(params),
         milestones=milestones, checkpoint=tags.get(Tag.CHECKPOINT) or None,
         error=tags.get(Tag.ERROR) or None,
-        summary={metric_name(k): float(v) for k, v in run.data.metrics.items()},
+        summary=metrics_by_name(run.data.metrics),
         trained_tokens=_trained_tokens(client, run, milestones))
 
 

@@ -118,5 +118,5 @@ def fetch_trial(tracking_uri: str, run_id: str, folder: str | Path) -> LoggedTri
     tokens = schema.step_tokens(client, run_id)(max(learning_steps)) if learning_steps else None
     return LoggedTrial(run_id=run_id, key=tags.get(Tag.TRIAL_KEY, run.info.run_name), model=model,
                        seed=int(params.get(Param.SEED, 0)), method=method, adapter=adapter, weights=weights,
-                       heldout=heldout, general=general, eval_spec=eval_spec, logged={schema.metric_name(k): v for k, v in run.data.metrics.items()},
+                       heldout=heldout, general=general, eval_spec=eval_spec, logged=schema.metrics_by_name(run.data.metrics),
                        tokens=tokens)
